@@ -1,0 +1,126 @@
+"""The array backend: NumPy on the CPU, CuPy on CUDA.
+
+This is the only module in minicap that imports CuPy, and it does so inside a
+guard, so ``import minicap`` works on a machine that has never heard of CUDA.
+
+Every layer asks its *inputs* which module to use::
+
+    xp = get_array_module(x, w)     # numpy, or cupy if any argument lives on the GPU
+
+There is no global "device" flag. Data moves between devices only where the
+caller says so (``to_device``, ``to_numpy``), typically once per minibatch.
+"""
+
+import functools
+
+import numpy as np
+
+try:  # CuPy is optional: the import fails cleanly on machines without it.
+    import cupy as _cupy
+except Exception:  # ImportError, or a broken CUDA install raising something else
+    _cupy = None
+
+DEVICES = ("cpu", "cuda")
+
+
+def _is_cupy_array(x):
+    return _cupy is not None and isinstance(x, _cupy.ndarray)
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    Non-array arguments (None, Python scalars) are ignored, so layers can pass
+    everything they received.
+    """
+    if _cupy is not None and any(_is_cupy_array(a) for a in arrays):
+        return _cupy
+    return np
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_available():
+    """True when CuPy imports, a CUDA device is present and a tiny kernel runs.
+
+    ``import cupy`` alone succeeds on machines with no GPU, so this really
+    launches work on the device. The answer is cached for the process.
+    """
+    if _cupy is None:
+        return False
+    try:
+        if _cupy.cuda.runtime.getDeviceCount() < 1:
+            return False
+        x = _cupy.arange(4, dtype=_cupy.float32)
+        return float((x * 2).sum()) == 12.0
+    except Exception:
+        return False
+
+
+def _require_gpu():
+    if _cupy is None:
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed; install the wheel "
+            "matching your CUDA toolkit, e.g. pip install 'minicap[cuda12]' or 'minicap[cuda13]'"
+        )
+    if not gpu_available():
+        raise RuntimeError(
+            "device 'cuda' was requested but no working CUDA device was found "
+            "(CuPy is installed, but a test kernel could not run); use device='cpu'"
+        )
+    return _cupy
+
+
+def check_device(device):
+    """Validate a device name and return it; raises ValueError otherwise."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def device_of(x):
+    """'cuda' for a CuPy array, 'cpu' for anything else."""
+    return "cuda" if _is_cupy_array(x) else "cpu"
+
+
+def to_device(x, device):
+    """Copy an array, or every array inside a dict / list / tuple, to ``device``.
+
+    Arrays already on the right device are returned as they are (no copy).
+    Non-array leaves (strings, numbers, None) pass through unchanged.
+    """
+    check_device(device)
+    if isinstance(x, dict):
+        return {k: to_device(v, device) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_device(v, device) for v in x)
+    if device == "cpu":
+        if _is_cupy_array(x):
+            return _cupy.asnumpy(x)
+        return x
+    cp = _require_gpu()
+    if isinstance(x, np.ndarray):
+        return cp.asarray(x)
+    return x
+
+
+def to_numpy(x):
+    """A NumPy array (or dict / list of them) from any backend's arrays."""
+    return to_device(x, "cpu")
+
+
+def scatter_add(dst, idx, src):
+    """``dst[idx] += src`` with repeated indices accumulated, in place.
+
+    Plain fancy-index ``+=`` keeps only the last write for a repeated index,
+    which silently loses gradient when a word id appears twice in a batch.
+    ``add.at`` is the unbuffered version (NumPy, CuPy >= 12); older CuPy has
+    ``cupyx.scatter_add``.
+    """
+    xp = get_array_module(dst)
+    if hasattr(xp.add, "at"):
+        xp.add.at(dst, idx, src)
+    else:  # CuPy < 12
+        import cupyx
+
+        cupyx.scatter_add(dst, idx, src)
+    return dst
