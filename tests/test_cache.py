@@ -1,0 +1,110 @@
+"""The on-disk cache: round trip, key sensitivity, corrupt-file rebuild, atomic writes."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from minicap.data.cache import cache_dir, cache_path, load_or_build
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINICAP_HOME", str(tmp_path))
+    return tmp_path
+
+
+class Builder:
+    """Counts its calls so a test can tell a cache hit from a rebuild."""
+
+    def __init__(self, value=1.0):
+        self.calls = 0
+        self.value = value
+
+    def __call__(self):
+        self.calls += 1
+        return {"x": np.full((3, 2), self.value, dtype=np.float32), "words": np.array(["a", "bb"])}
+
+
+def test_cache_dir_default_and_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("MINICAP_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / ".cache" / "minicap"
+    monkeypatch.setenv("MINICAP_HOME", str(tmp_path / "elsewhere"))
+    assert cache_dir() == tmp_path / "elsewhere"
+
+
+def test_round_trip_second_call_loads(home):
+    build = Builder()
+    first, path, built = load_or_build("toy", {"n": 3}, build, version=1)
+    assert built and path.exists() and path.parent == home
+    second, path2, built2 = load_or_build("toy", {"n": 3}, build, version=1)
+    assert not built2 and path2 == path and build.calls == 1
+    assert set(second) == {"x", "words"}
+    np.testing.assert_array_equal(second["x"], first["x"])
+    assert second["x"].dtype == np.float32
+    assert second["words"].tolist() == ["a", "bb"]
+    assert not [p for p in os.listdir(home) if p.endswith(".tmp")]
+
+
+def test_key_sensitive_to_every_setting_and_version(home):
+    base = cache_path("toy", {"n": 3, "seed": 0}, 1)
+    assert cache_path("toy", {"seed": 0, "n": 3}, 1) == base  # order does not matter
+    others = {
+        cache_path("toy", {"n": 4, "seed": 0}, 1),
+        cache_path("toy", {"n": 3, "seed": 1}, 1),
+        cache_path("toy", {"n": 3, "seed": 0, "extra": True}, 1),
+        cache_path("toy", {"n": 3, "seed": 0}, 2),
+        cache_path("other", {"n": 3, "seed": 0}, 1),
+    }
+    assert base not in others and len(others) == 5
+    build = Builder()
+    load_or_build("toy", {"n": 3}, build, version=1)
+    load_or_build("toy", {"n": 4}, build, version=1)
+    assert build.calls == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_file_is_rebuilt_with_warning(home, caplog, damage):
+    build = Builder()
+    _, path, _ = load_or_build("toy", {"n": 3}, build, version=1)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a zip file" * 50, "empty": b""}[damage])
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        arrays, _, built = load_or_build("toy", {"n": 3}, build, version=1)
+    assert built and build.calls == 2
+    assert "rebuilding" in caplog.text
+    np.testing.assert_array_equal(arrays["x"], np.ones((3, 2), dtype=np.float32))
+    _, _, built = load_or_build("toy", {"n": 3}, build, version=1)
+    assert not built  # the rebuilt file is good again
+
+
+def test_file_with_other_settings_is_rebuilt(home, caplog):
+    _, path_a, _ = load_or_build("toy", {"n": 3}, Builder(1.0), version=1)
+    path_b = cache_path("toy", {"n": 4}, 1)
+    path_b.write_bytes(path_a.read_bytes())  # a file under the wrong name
+    build = Builder(7.0)
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        arrays, _, built = load_or_build("toy", {"n": 4}, build, version=1)
+    assert built and arrays["x"][0, 0] == 7.0
+    assert "other settings" in caplog.text
+
+
+def test_unwritable_cache_still_returns_data(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MINICAP_HOME", str(blocker / "sub"))
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        arrays, _, built = load_or_build("toy", {"n": 3}, Builder(), version=1)
+    assert built and arrays["x"].shape == (3, 2)
+    assert "MINICAP_HOME" in caplog.text
+
+
+def test_bad_names_and_settings(home):
+    with pytest.raises(ValueError, match="cache name"):
+        cache_path("../escape", {}, 1)
+    with pytest.raises(ValueError, match="JSON"):
+        cache_path("toy", {"n": object()}, 1)
+    with pytest.raises(TypeError, match="NumPy array"):
+        load_or_build("toy", {}, lambda: {"x": [1, 2]}, version=1)
