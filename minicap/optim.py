@@ -1,0 +1,148 @@
+"""First-order update rules, one function per rule, CS231n's signature.
+
+Every rule is ``rule(w, dw, config=None) -> (next_w, config)``:
+
+- ``w``, ``dw``: a parameter and its gradient, same shape, NumPy or CuPy;
+- ``config``: the rule's hyperparameters *and* its state (velocity, moments, step count),
+  created on the first call with the parameter's own array module, so a model on the GPU
+  keeps its optimizer state there. Pass the returned config back on the next call.
+
+Updates work in place: ``next_w`` is ``w`` itself, modified (so are the state arrays). All
+hyperparameters are Python floats, which keeps float32 parameters float32 under both NumPy 1
+and NumPy 2 promotion rules.
+
+The formulas are written out in ``docs/training.md``.
+"""
+
+import math
+
+from .backend import get_array_module
+
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "RULES"]
+
+
+def _prepare(w, dw, config, rule, defaults, state):
+    """Check the gradient, fill in default hyperparameters and zero state.
+
+    ``defaults`` maps hyperparameter names to default values, ``state`` maps state names to
+    a function of ``w`` making its initial value. A key that is neither is a typo worth
+    reporting (``lr`` instead of ``learning_rate`` would otherwise be silently ignored).
+    """
+    if dw.shape != w.shape:
+        raise ValueError(f"{rule}: gradient shape {dw.shape} does not match parameter shape {w.shape}")
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise TypeError(f"{rule}: config must be a dict or None, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(defaults) - set(state))
+    if unknown:
+        raise ValueError(
+            f"{rule}: unknown config key(s) {unknown}; valid hyperparameters are {sorted(defaults)}"
+        )
+    for key, value in defaults.items():
+        config.setdefault(key, value)
+    for key, make in state.items():
+        if key not in config:
+            config[key] = make(w)
+    return config
+
+
+def _zeros(w):
+    return get_array_module(w).zeros_like(w)
+
+
+def sgd(w, dw, config=None):
+    """Vanilla stochastic gradient descent: w -= learning_rate * dw.
+
+    config: learning_rate (default 1e-2).
+    """
+    config = _prepare(w, dw, config, "sgd", {"learning_rate": 1e-2}, {})
+    w -= config["learning_rate"] * dw
+    return w, config
+
+
+def sgd_momentum(w, dw, config=None):
+    """SGD with momentum: v = momentum * v - learning_rate * dw; w += v.
+
+    config: learning_rate (1e-2), momentum (0.9); state: velocity (zeros like w).
+    """
+    config = _prepare(
+        w, dw, config, "sgd_momentum", {"learning_rate": 1e-2, "momentum": 0.9}, {"velocity": _zeros}
+    )
+    v = config["velocity"]
+    v *= config["momentum"]
+    v -= config["learning_rate"] * dw
+    w += v
+    return w, config
+
+
+def rmsprop(w, dw, config=None):
+    """RMSProp: cache = decay_rate * cache + (1 - decay_rate) * dw**2;
+    w -= learning_rate * dw / (sqrt(cache) + epsilon).
+
+    config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8); state: cache.
+    """
+    config = _prepare(
+        w,
+        dw,
+        config,
+        "rmsprop",
+        {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
+        {"cache": _zeros},
+    )
+    xp = get_array_module(w, dw)
+    decay = config["decay_rate"]
+    cache = config["cache"]
+    cache *= decay
+    cache += (1.0 - decay) * dw * dw
+    w -= config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"])
+    return w, config
+
+
+_ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+_ADAM_STATE = {"m": _zeros, "v": _zeros, "t": lambda w: 0}
+
+
+def _adam_step(w, dw, config):
+    """The Adam moment updates and step, shared by adam and adamw."""
+    xp = get_array_module(w, dw)
+    beta1, beta2 = config["beta1"], config["beta2"]
+    config["t"] += 1  # incremented first: the bias corrections below use t >= 1
+    t = config["t"]
+    m, v = config["m"], config["v"]
+    m *= beta1
+    m += (1.0 - beta1) * dw
+    v *= beta2
+    v += (1.0 - beta2) * dw * dw
+    # Bias correction folded into the step size (Kingma & Ba, end of section 2), a Python
+    # float so that it cannot promote float32 arrays.
+    step = config["learning_rate"] * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    w -= step * m / (xp.sqrt(v) + config["epsilon"])
+    return w, config
+
+
+def adam(w, dw, config=None):
+    """Adam with bias correction (CS231n form).
+
+    t += 1; m = beta1 m + (1 - beta1) dw; v = beta2 v + (1 - beta2) dw**2;
+    w -= learning_rate * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + epsilon).
+
+    config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8);
+    state: m, v (zeros like w), t (0).
+    """
+    config = _prepare(w, dw, config, "adam", _ADAM_DEFAULTS, _ADAM_STATE)
+    return _adam_step(w, dw, config)
+
+
+def adamw(w, dw, config=None):
+    """Adam with decoupled weight decay (Loshchilov & Hutter):
+    w *= 1 - learning_rate * weight_decay, then the Adam step.
+
+    config: adam's, plus weight_decay (1e-2). The decay does not go through the moments,
+    unlike L2 regularisation added to dw. It applies to every parameter it is given.
+    """
+    config = _prepare(w, dw, config, "adamw", {**_ADAM_DEFAULTS, "weight_decay": 1e-2}, _ADAM_STATE)
+    w *= 1.0 - config["learning_rate"] * config["weight_decay"]
+    return _adam_step(w, dw, config)
+
+
+RULES = {rule.__name__: rule for rule in (sgd, sgd_momentum, rmsprop, adam, adamw)}
