@@ -1,0 +1,94 @@
+"""Shape and dtype validation shared by the layers.
+
+A shape mistake inside a layer surfaces deep in NumPy as "matmul: Input operand 1
+has a mismatch in its core dimension 0", which names neither the argument nor the
+fix. These helpers fail first, with a message such as::
+
+    x must have shape (N, T, D) = (2, 5, 4) to match Wx (4, 12), got (2, 5, 3)
+
+Expected sizes are given per axis; ``None`` means "any size" and is shown by its
+letter. Only shapes and dtypes are inspected, so the checks never touch the data
+(no host-device sync) and cost a few microseconds.
+"""
+
+
+def shape_of(name, a):
+    """``"name (2, 5, 4)"``: how an argument is quoted in an error message."""
+    return f"{name} {tuple(a.shape)}"
+
+
+def expect_shape(name, a, letters, sizes, match=""):
+    """Raise ValueError unless ``a`` is an array whose shape fits ``sizes``.
+
+    letters: the axis names, e.g. ``"NTD"``; sizes: one int or None per axis.
+    match: what the sizes were taken from, e.g. ``"Wx (4, 12)"``.
+    Returns ``a.shape`` so callers can unpack the free sizes.
+    """
+    wanted = "(" + ", ".join(letters) + ")"
+    if any(s is not None for s in sizes):
+        shown = ", ".join(l if s is None else str(s) for l, s in zip(letters, sizes))
+        wanted += f" = ({shown})"
+    if match:
+        wanted += f" to match {match}"
+    shape = getattr(a, "shape", None)
+    if shape is None:
+        raise ValueError(f"{name} must be an array of shape {wanted}, got {type(a).__name__}")
+    fits = len(shape) == len(sizes) and all(s is None or s == d for s, d in zip(sizes, shape))
+    if not fits:
+        raise ValueError(f"{name} must have shape {wanted}, got {tuple(shape)}")
+    return tuple(shape)
+
+
+def expect_lstm_weights(Wx, Wh, b, Wattn=None):
+    """Check LSTM parameters and return (D, H): Wh (H, 4H), Wx (D, 4H), b (4H,).
+
+    Wh fixes H because it is the only parameter whose shape determines it alone.
+    """
+    expect_shape("Wh", Wh, ("H", "4H"), (None, None))
+    H = Wh.shape[0]
+    if Wh.shape[1] != 4 * H:
+        raise ValueError(
+            f"Wh must have shape (H, 4H) with the gates i, f, o, g side by side, "
+            f"got {tuple(Wh.shape)} ({Wh.shape[1]} != 4 * {H})"
+        )
+    D, _ = expect_shape("Wx", Wx, ("D", "4H"), (None, 4 * H), match=shape_of("Wh", Wh))
+    expect_shape("b", b, ("4H",), (4 * H,), match=shape_of("Wh", Wh))
+    if Wattn is not None:
+        expect_shape("Wattn", Wattn, ("H", "4H"), (H, 4 * H), match=shape_of("Wh", Wh))
+    return D, H
+
+
+def expect_rnn_weights(Wx, Wh, b):
+    """Check vanilla RNN parameters and return (D, H): Wh (H, H), Wx (D, H), b (H,)."""
+    expect_shape("Wh", Wh, ("H", "H"), (None, None))
+    H = Wh.shape[0]
+    if Wh.shape[1] != H:
+        raise ValueError(f"Wh must be square, shape (H, H), got {tuple(Wh.shape)}")
+    D, _ = expect_shape("Wx", Wx, ("D", "H"), (None, H), match=shape_of("Wh", Wh))
+    expect_shape("b", b, ("H",), (H,), match=shape_of("Wh", Wh))
+    return D, H
+
+
+def expect_float(name, a):
+    """Raise ValueError unless ``a`` holds floating-point numbers."""
+    if a.dtype.kind != "f":
+        raise ValueError(f"{name} must be a float array (float32 or float64), got dtype {a.dtype}")
+
+
+def expect_int(name, a, what):
+    """Raise ValueError unless ``a`` holds integers (``what`` says which)."""
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer {what}, got dtype {a.dtype}")
+
+
+def expect_ids_below(name, ids, V, against):
+    """Raise ValueError unless every id is in [0, V).
+
+    NumPy would raise IndexError later, but CuPy wraps out-of-range indices
+    around silently, so this is checked explicitly. One host sync on the GPU.
+    """
+    if bool(((ids < 0) | (ids >= V)).any()):
+        lo, hi = int(ids.min()), int(ids.max())
+        raise ValueError(
+            f"{name} must hold ids in [0, {V}) to match {against}, got values in [{lo}, {hi}]"
+        )

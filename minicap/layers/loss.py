@@ -1,0 +1,46 @@
+"""The caption loss: softmax cross-entropy at every kept time step."""
+
+from ..backend import get_array_module
+from ._checks import expect_float, expect_ids_below, expect_int, expect_shape, shape_of
+
+
+def temporal_softmax_loss(x, y, mask):
+    """loss = -(1/N) * sum over (n, t) with mask[n, t] of log softmax(x[n, t])[y[n, t]].
+
+    x: (N, T, V) scores; y: (N, T) target ids in [0, V); mask: (N, T) bool (or
+    0/1 integers), False where the target is ``<NULL>`` padding.
+    Returns (loss, dx): loss is a 0-d array of x's dtype on x's device (no host
+    sync; ``float(loss)`` works on both backends), dx (N, T, V).
+    Dividing by N, not by the number of kept tokens, is the courses' convention:
+    a batch of long captions weighs more than one of short captions.
+    """
+    N, T, V = expect_shape("x", x, ("N", "T", "V"), (None, None, None))
+    expect_float("x", x)
+    match = shape_of("x", x)
+    expect_shape("y", y, ("N", "T"), (N, T), match=match)
+    expect_int("y", y, "target ids")
+    expect_shape("mask", mask, ("N", "T"), (N, T), match=match)
+    if mask.dtype.kind not in "biu":
+        raise ValueError(f"mask must be boolean (e.g. captions_out != NULL), got dtype {mask.dtype}")
+    expect_ids_below("y", y, V, match)
+    xp = get_array_module(x, y, mask)
+
+    rows = x.reshape(N * T, V)
+    y_flat = y.reshape(N * T)
+    keep = mask.reshape(N * T) != 0
+    # log p_y = s_y - log(sum exp(s)) with s = x - max(x): no exp overflow,
+    # and no log(0) when p_y underflows (log of the softmax would give -inf).
+    shifted = rows - rows.max(axis=1, keepdims=True)
+    e = xp.exp(shifted)
+    z = e.sum(axis=1)
+    log_p = xp.take_along_axis(shifted, y_flat[:, None], axis=1)[:, 0] - xp.log(z)
+    # where() rather than boolean indexing keeps the shapes static (boolean
+    # indexing is data-dependent and syncs on the GPU).
+    loss = -xp.where(keep, log_p, 0).sum() / N
+
+    # d(-log p_y)/dx = p - onehot(y); masked rows get 0, every row is scaled by 1/N.
+    dx = e
+    dx /= z[:, None]
+    dx -= y_flat[:, None] == xp.arange(V)
+    dx *= xp.where(keep, 1.0 / N, 0.0).astype(x.dtype)[:, None]
+    return xp.asarray(loss, dtype=x.dtype), dx.reshape(N, T, V)
