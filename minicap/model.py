@@ -1,0 +1,363 @@
+"""``CaptioningRNN``: image features in, a distribution over captions out.
+
+The model is the one of the CS231n / EECS 498 assignments, with three cells:
+
+- ``rnn``:       h0 = features @ W_proj + b_proj, then a vanilla RNN
+- ``lstm``:      the same h0, c0 = 0, then an LSTM
+- ``attention``: features are a grid (N, D, Hs, Ws); the same affine map at
+  every location gives A (N, H, Hs, Ws); h0 = c0 = mean of A over locations;
+  each step attends over A with the previous hidden state.
+
+Every step feeds the embedding of the previous word, and a temporal affine
+layer maps hidden states to vocabulary scores. The loss is the caption loss
+of both courses: -log p(target) summed over the non-``<NULL>`` targets,
+divided by the batch size N.
+
+Shape letters: N batch, T time, D feature, W word vector, H hidden,
+V vocabulary, Hs x Ws attention grid.
+"""
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import decoding
+from .backend import check_device, device_of, get_array_module, to_device
+from .layers import (
+    affine_backward,
+    affine_forward,
+    attention_backward,
+    attention_forward,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
+
+CELL_TYPES = ("rnn", "lstm", "attention")
+FORMAT = "minicap.CaptioningRNN/1"
+
+
+class CheckpointError(ValueError):
+    """A model file that is missing, truncated, or not a minicap checkpoint."""
+
+
+class CaptioningRNN:
+    """An image captioning model with an rnn, lstm or attention-lstm cell.
+
+    Args:
+        word_to_idx: vocabulary, word -> id. Only ``<NULL>`` is required to
+            build and train; ``<START>`` and ``<END>`` are needed for decoding.
+            V is one more than the largest id (gaps are unused words).
+        input_dim: D, the feature size (channels for the attention cell).
+        wordvec_dim: W, the word-vector size.
+        hidden_dim: H, the hidden-state size.
+        cell_type: "rnn", "lstm" or "attention".
+        dtype: float32 (training) or float64 (gradient checks).
+        seed: seeds the host generator that initialises the weights, so a CPU
+            and a GPU model built with the same seed start identical.
+    """
+
+    def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128,
+                 cell_type="rnn", dtype=np.float32, seed=0):
+        if cell_type not in CELL_TYPES:
+            raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {cell_type!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        for name, value in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim), ("hidden_dim", hidden_dim)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.word_to_idx = _check_vocab(word_to_idx)
+        self.cell_type = cell_type
+        self.input_dim, self.wordvec_dim, self.hidden_dim = int(input_dim), int(wordvec_dim), int(hidden_dim)
+        self.seed = seed
+        self.vocab_size = max(self.word_to_idx.values()) + 1
+        self.idx_to_word = [None] * self.vocab_size
+        for word, idx in self.word_to_idx.items():
+            self.idx_to_word[idx] = word
+        self._null = self.word_to_idx["<NULL>"]
+        self._start = self.word_to_idx.get("<START>")
+        self._end = self.word_to_idx.get("<END>")
+        self.params = self._init_params(np.random.default_rng(seed))
+
+    # ------------------------------------------------------------------ setup
+    def _init_params(self, rng):
+        V, W, D, H = self.vocab_size, self.wordvec_dim, self.input_dim, self.hidden_dim
+        gates = 1 if self.cell_type == "rnn" else 4  # the LSTM cells stack i, f, o, g
+        p = {
+            # small embeddings: the first steps should not saturate the cell
+            "W_embed": rng.standard_normal((V, W)) / 100,
+            "W_proj": rng.standard_normal((D, H)) / math.sqrt(D),
+            "b_proj": np.zeros(H),
+            "Wx": rng.standard_normal((W, gates * H)) / math.sqrt(W),
+            "Wh": rng.standard_normal((H, gates * H)) / math.sqrt(H),
+            "b": np.zeros(gates * H),
+            "W_vocab": rng.standard_normal((H, V)) / math.sqrt(H),
+            "b_vocab": np.zeros(V),
+        }
+        if self.cell_type == "attention":
+            p["Wattn"] = rng.standard_normal((H, 4 * H)) / math.sqrt(H)
+        return {k: v.astype(self.dtype) for k, v in p.items()}
+
+    @property
+    def device(self):
+        """'cpu' or 'cuda': where the parameters live."""
+        return device_of(self.params["W_embed"])
+
+    def to(self, device):
+        """Move every parameter to ``device`` ('cpu' or 'cuda'); returns self."""
+        self.params = to_device(self.params, check_device(device))
+        return self
+
+    @property
+    def null_id(self):
+        return self._null
+
+    # ------------------------------------------------------------------- loss
+    def loss(self, features, captions):
+        """Caption loss and gradients for one minibatch.
+
+        Args:
+            features: (N, D) for rnn/lstm, (N, D, Hs, Ws) for attention.
+            captions: (N, T + 1) integer ids; inputs are captions[:, :-1],
+                targets captions[:, 1:]; targets equal to <NULL> are masked.
+        Returns:
+            loss: 0-d array on the parameters' device (``float(loss)`` syncs).
+            grads: dict with the same keys as ``self.params``.
+        """
+        features = self.check_features(features)
+        captions = self._check_captions(captions, features)
+        p = self.params  # read live: gradient checkers perturb these in place
+        captions_in, captions_out = captions[:, :-1], captions[:, 1:]
+        mask = captions_out != self._null
+
+        h0, A, proj_cache = self._initial_state(features)
+        x, embed_cache = word_embedding_forward(captions_in, p["W_embed"])
+        if self.cell_type == "rnn":
+            h, cell_cache = rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"])
+        elif self.cell_type == "lstm":
+            h, cell_cache = lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"])
+        else:
+            h, cell_cache = attention_forward(x, A, p["Wx"], p["Wh"], p["Wattn"], p["b"])
+        scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
+        loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
+
+        grads = {}
+        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
+        if self.cell_type == "rnn":
+            dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = rnn_backward(dh, cell_cache)
+        elif self.cell_type == "lstm":
+            dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = lstm_backward(dh, cell_cache)
+        else:
+            dx, dA, grads["Wx"], grads["Wh"], grads["Wattn"], grads["b"] = attention_backward(dh, cell_cache)
+        grads["W_embed"] = word_embedding_backward(dx, embed_cache)
+        if self.cell_type == "attention":
+            grads["W_proj"], grads["b_proj"] = self._projection_backward_grid(dA, proj_cache)
+        else:
+            _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
+        return loss, grads
+
+    def _initial_state(self, features):
+        """h0 (rnn/lstm) or the projected grid A (attention), and the cache."""
+        p = self.params
+        if self.cell_type != "attention":
+            h0, cache = affine_forward(features, p["W_proj"], p["b_proj"])
+            return h0, None, cache
+        N, D, Hs, Ws = features.shape
+        # The same affine map at every location: view the grid as a sequence
+        # of L = Hs * Ws feature vectors and reuse the temporal affine layer.
+        seq = features.reshape(N, D, Hs * Ws).transpose(0, 2, 1)  # (N, L, D)
+        out, cache = temporal_affine_forward(seq, p["W_proj"], p["b_proj"])
+        A = out.transpose(0, 2, 1).reshape(N, self.hidden_dim, Hs, Ws)
+        return None, A, cache
+
+    def _projection_backward_grid(self, dA, cache):
+        N, H, Hs, Ws = dA.shape
+        dout = dA.reshape(N, H, Hs * Ws).transpose(0, 2, 1)
+        _, dW, db = temporal_affine_backward(dout, cache)
+        return dW, db
+
+    # --------------------------------------------------------------- decoding
+    def sample(self, features, max_length=30, return_attention=False):
+        """Greedy captions, (N, max_length) ints; see ``minicap.decoding.greedy``.
+
+        With ``return_attention=True`` (attention cell only) also returns the
+        attention weights of every generated word, (N, max_length, Hs, Ws).
+        """
+        features = self.check_features(features)
+        captions, attention = decoding.greedy(self, features, max_length)
+        if return_attention:
+            if attention is None:
+                raise ValueError("return_attention=True needs cell_type='attention'")
+            return captions, attention
+        return captions
+
+    def beam_search(self, features, beam_size=3, max_length=30, length_penalty=0.0, return_all=False):
+        """Beam-search captions; see ``minicap.decoding.beam_search``."""
+        features = self.check_features(features)
+        result = decoding.beam_search(self, features, beam_size, max_length, length_penalty)
+        return result if return_all else result.captions
+
+    def attention_for(self, features, captions):
+        """Attention weights while reading given captions: (N, T, Hs, Ws).
+
+        ``captions`` are in the ``sample`` layout (no <START>); step t shows
+        where the model looked when it produced word t. Use it to ground
+        beam-search captions, which do not carry attention themselves.
+        """
+        if self.cell_type != "attention":
+            raise ValueError("attention_for needs cell_type='attention'")
+        features = self.check_features(features)
+        return decoding.teacher_forced_attention(self, features, captions)
+
+    def decoding_ids(self):
+        """(<NULL>, <START>, <END>) ids; a clear error when the vocabulary lacks them."""
+        missing = [w for w, i in (("<START>", self._start), ("<END>", self._end)) if i is None]
+        if missing:
+            raise ValueError(f"decoding needs {' and '.join(missing)} in word_to_idx")
+        return self._null, self._start, self._end
+
+    # ---------------------------------------------------------- input checks
+    def check_features(self, features):
+        """Validate features for this cell and cast them to the model's dtype."""
+        xp = get_array_module(self.params["W_embed"])
+        if get_array_module(features) is not xp:
+            raise ValueError(
+                f"features are on '{device_of(features)}' but the model is on '{self.device}'; "
+                f"move them with minicap.backend.to_device(features, '{self.device}')")
+        expected = "(N, D)" if self.cell_type != "attention" else "(N, D, Hs, Ws)"
+        rank = 2 if self.cell_type != "attention" else 4
+        if features.ndim != rank or features.shape[1] != self.input_dim:
+            raise ValueError(
+                f"features must have shape {expected} with D = input_dim = {self.input_dim} "
+                f"for cell_type={self.cell_type!r}, got {tuple(features.shape)}")
+        if features.dtype.kind != "f":
+            raise ValueError(f"features must be floating point, got dtype {features.dtype}")
+        features = features.astype(self.dtype, copy=False)
+        if bool(xp.isnan(features).any()):
+            raise ValueError("features contain NaN; check the feature extraction or the cache")
+        return features
+
+    def _check_captions(self, captions, features):
+        xp = get_array_module(self.params["W_embed"])
+        if get_array_module(captions) is not xp:
+            raise ValueError(
+                f"captions are on '{device_of(captions)}' but the model is on '{self.device}'; "
+                f"move them with minicap.backend.to_device(captions, '{self.device}')")
+        if captions.dtype.kind not in "iu":
+            raise ValueError(f"captions must be integer word ids, got dtype {captions.dtype}")
+        if captions.ndim != 2 or captions.shape[1] < 2 or captions.shape[0] != features.shape[0]:
+            raise ValueError(
+                f"captions must have shape (N, T + 1) with N = {features.shape[0]} (the features' N) "
+                f"and T >= 1, got {tuple(captions.shape)}")
+        # CuPy would wrap an out-of-range id silently; one sync per batch to rule it out.
+        lo, hi = int(captions.min()), int(captions.max())
+        if lo < 0 or hi >= self.vocab_size:
+            raise ValueError(f"caption ids must lie in [0, {self.vocab_size}), found ids in [{lo}, {hi}]")
+        return captions
+
+    # ------------------------------------------------------------ persistence
+    def config(self):
+        """Everything needed to rebuild the model, as plain JSON-able values."""
+        return {
+            "input_dim": self.input_dim, "wordvec_dim": self.wordvec_dim, "hidden_dim": self.hidden_dim,
+            "cell_type": self.cell_type, "dtype": self.dtype.name, "seed": self.seed,
+            "word_to_idx": self.word_to_idx,
+        }
+
+    def to_arrays(self):
+        """Host copies of the parameters plus the config, keyed for an .npz.
+
+        Never moves the model: a GPU model stays on the GPU.
+        """
+        arrays = {f"param/{k}": np.array(to_device(v, "cpu"), copy=True) for k, v in self.params.items()}
+        arrays["format"] = np.array(FORMAT)
+        arrays["config"] = np.array(json.dumps(self.config()))
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, source="arrays"):
+        """Rebuild a model (on the CPU) from ``to_arrays()`` output."""
+        if "format" not in arrays or str(arrays["format"]) != FORMAT or "config" not in arrays:
+            raise CheckpointError(f"{source} is not a minicap CaptioningRNN checkpoint (format {FORMAT})")
+        try:
+            config = json.loads(str(arrays["config"]))
+            model = cls(config.pop("word_to_idx"), **config)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{source} has an unreadable model config: {exc}") from None
+        for name, value in model.params.items():
+            key = f"param/{name}"
+            if key not in arrays:
+                raise CheckpointError(f"{source} is missing parameter {name!r}")
+            stored = np.asarray(arrays[key])
+            if stored.shape != value.shape:
+                raise CheckpointError(f"{source}: parameter {name!r} has shape {stored.shape}, expected {value.shape}")
+            model.params[name] = stored.astype(model.dtype)
+        return model
+
+    def save(self, path):
+        """Write one .npz atomically (temp file, then rename). Returns the path."""
+        save_npz_atomic(path, self.to_arrays())
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved with ``save``; it comes back on the CPU."""
+        return cls.from_arrays(load_npz(path), source=str(path))
+
+
+def _check_vocab(word_to_idx):
+    if not isinstance(word_to_idx, dict) or "<NULL>" not in word_to_idx:
+        raise ValueError("word_to_idx must be a dict mapping words to ids that contains '<NULL>'")
+    clean = {}
+    for word, idx in word_to_idx.items():
+        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool) or idx < 0:
+            raise ValueError(f"word_to_idx[{word!r}] must be a non-negative integer id, got {idx!r}")
+        clean[str(word)] = int(idx)
+    if len(set(clean.values())) != len(clean):
+        raise ValueError("word_to_idx maps two words to the same id")
+    return clean
+
+
+def save_npz_atomic(path, arrays):
+    """Write ``arrays`` to ``path`` as .npz via a temp file in the same folder.
+
+    A crash or Ctrl-C mid-write leaves the previous file untouched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_npz(path):
+    """Read every array of an .npz into memory, with pickles disallowed.
+
+    Missing, truncated and foreign files raise ``CheckpointError`` naming the file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{path!r} is not a readable .npz checkpoint (truncated or foreign file): {exc}") from None
