@@ -19,14 +19,12 @@ V vocabulary, Hs x Ws attention grid.
 
 import json
 import math
-import os
-import tempfile
-import zipfile
 
 import numpy as np
 
 from . import decoding
 from .backend import check_device, device_of, get_array_module, to_device
+from .checkpoint import CheckpointError, load_npz, save_npz_atomic
 from .layers import (
     affine_backward,
     affine_forward,
@@ -45,10 +43,6 @@ from .layers import (
 
 CELL_TYPES = ("rnn", "lstm", "attention")
 FORMAT = "minicap.CaptioningRNN/1"
-
-
-class CheckpointError(ValueError):
-    """A model file that is missing, truncated, or not a minicap checkpoint."""
 
 
 class CaptioningRNN:
@@ -312,7 +306,11 @@ class CaptioningRNN:
 
     @classmethod
     def load(cls, path):
-        """Load a model saved with ``save``; it comes back on the CPU."""
+        """Load a model saved with ``save``; it comes back on the CPU.
+
+        A missing file raises FileNotFoundError; a truncated or foreign one,
+        ``CheckpointError`` (a ValueError) naming the file.
+        """
         return cls.from_arrays(load_npz(path), source=str(path))
 
 
@@ -327,37 +325,3 @@ def _check_vocab(word_to_idx):
     if len(set(clean.values())) != len(clean):
         raise ValueError("word_to_idx maps two words to the same id")
     return clean
-
-
-def save_npz_atomic(path, arrays):
-    """Write ``arrays`` to ``path`` as .npz via a temp file in the same folder.
-
-    A crash or Ctrl-C mid-write leaves the previous file untouched.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_npz(path):
-    """Read every array of an .npz into memory, with pickles disallowed.
-
-    Missing, truncated and foreign files raise ``CheckpointError`` naming the file.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CheckpointError(f"{path!r} is not a readable .npz checkpoint (truncated or foreign file): {exc}") from None
