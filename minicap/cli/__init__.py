@@ -1,16 +1,32 @@
-"""The ``minicap`` command. Each subcommand lives in its own module here."""
+"""The ``minicap`` command. Each subcommand lives in its own module here and
+provides ``add_parser(subparsers)`` and ``run(args)``.
+
+User errors (missing files, bad checkpoints, CUDA without a GPU, bad options)
+print one line and exit with status 2; ``--debug`` shows the traceback.
+"""
 
 import argparse
+import logging
 import sys
 
 from .. import __version__
+from . import caption, data, demo, evaluate, features, train, visualize
+
+COMMANDS = (demo, data, features, train, evaluate, caption, visualize)
+
+# What counts as the user's mistake rather than a bug in minicap: bad values,
+# missing or unreadable files, a device that is not there.
+USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minicap", description="Image captioning with RNNs, LSTMs and attention in NumPy/CuPy.")
+    parser = argparse.ArgumentParser(
+        prog="minicap", description="Image captioning with RNNs, LSTMs and attention in NumPy/CuPy.")
     parser.add_argument("--version", action="version", version=f"minicap {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
     return parser
 
 
@@ -20,7 +36,18 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt as exc:
+        message = str(exc) or "interrupted"
+        print(f"minicap: {message}", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"minicap {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

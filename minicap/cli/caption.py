@@ -1,0 +1,44 @@
+"""``minicap caption``: caption your own JPEG/PNG images with a trained run."""
+
+import pathlib
+
+from .. import runs
+from ..data.vocab import decode_captions
+from ._common import add_device, resolve_device
+
+
+def add_parser(sub):
+    p = sub.add_parser("caption", help="caption image files with a trained model", description=__doc__)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
+    p.add_argument("--checkpoint", required=True, metavar="RUN", help="a run folder (from minicap train or demo)")
+    p.add_argument("--beam-size", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=20)
+    p.add_argument("--attention-out", metavar="DIR", help="write each word's attention overlay here")
+    add_device(p)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    import numpy as np
+
+    from ..backend import to_device, to_numpy
+
+    config = runs.read_config(args.checkpoint)
+    model = runs.load_model(args.checkpoint).to(resolve_device(args.device))
+    images = runs.load_images(args.images, config)
+    features = to_device(runs.featurize_images(config, images), model.device)
+    ids = model.beam_search(features, beam_size=args.beam_size, max_length=args.max_length)
+    texts = decode_captions(to_numpy(ids), model.idx_to_word)
+    for path, text in zip(args.images, texts):
+        print(f"{path}: {text}")
+    if args.attention_out:
+        if model.cell_type != "attention":
+            raise ValueError("--attention-out needs a model with cell_type 'attention'")
+        from ..figures import plot_attention
+
+        attention = to_numpy(model.attention_for(features, ids))
+        out = pathlib.Path(args.attention_out)
+        for k, (path, text) in enumerate(zip(args.images, texts)):
+            target = out / f"{pathlib.Path(path).stem}_attention.png"
+            plot_attention(images[k], text.split() + ["<END>"], np.asarray(attention[k]), target)
+        print(f"attention overlays written to {out}")

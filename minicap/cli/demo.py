@@ -1,0 +1,28 @@
+"""``minicap demo``: the main job. Generate the shapes world, train the attention
+LSTM, evaluate it on the test split with beam search, and write a run folder
+with metrics.json, figures and the checkpoint."""
+
+from ._common import add_device, format_metrics, resolve_device
+
+
+def add_parser(sub):
+    p = sub.add_parser("demo", help="train and evaluate on the embedded shapes world (the main job)",
+                       description=__doc__)
+    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    p.add_argument("--cell", choices=("rnn", "lstm", "attention"), default="attention")
+    p.add_argument("--quick", action="store_true", help="a tiny run that only checks the pipeline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device(p)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from ..demo import run_demo
+
+    metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=resolve_device(args.device),
+                       seed=args.seed, verbose=not args.quiet)
+    print(format_metrics(metrics))
+    print(f"{metrics['images']} {metrics['split']} images, beam size {metrics['beam_size']}, "
+          f"{metrics['seconds']:.0f} s in all")
+    print(f"run folder: {args.out} (metrics.json, loss.png, captions.png, attention_*.png, beam.png, model.npz)")

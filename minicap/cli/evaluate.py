@@ -1,0 +1,30 @@
+"""``minicap evaluate``: caption a split with a trained model and score it."""
+
+import pathlib
+
+from .. import runs
+from ..evaluation import evaluate_model
+from ._common import add_device, format_metrics, resolve_device
+
+
+def add_parser(sub):
+    p = sub.add_parser("evaluate", help="score a trained model on a split", description=__doc__)
+    p.add_argument("run_dir", metavar="RUN", help="a run folder written by minicap train or minicap demo")
+    p.add_argument("--split", default="test", help="test, val or train (default: test, or val where there is no test)")
+    p.add_argument("--beam-size", type=int, default=3, help="1 for greedy decoding (default: 3)")
+    p.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    add_device(p)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    config = runs.read_config(args.run_dir)
+    model = runs.load_model(args.run_dir).to(resolve_device(args.device))
+    data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
+    split = args.split
+    if split == "test" and "test_features" not in data:
+        split = "val"
+    result = evaluate_model(model, data, split, beam_size=args.beam_size, max_images=args.max_images)
+    path = runs.write_json(pathlib.Path(args.run_dir) / f"metrics-{split}.json", result.metrics)
+    print(format_metrics(result.metrics))
+    print(f"{result.metrics['images']} {split} images, beam size {args.beam_size}; written to {path}")

@@ -1,0 +1,48 @@
+"""``minicap visualize``: redraw a run's figures (loss curves, captions,
+attention maps, beam search) from its folder."""
+
+import json
+import pathlib
+
+import numpy as np
+
+from .. import figures, runs
+from ..evaluation import evaluate_model
+from ._common import add_device, resolve_device
+
+
+def add_parser(sub):
+    p = sub.add_parser("visualize", help="draw a run's figures", description=__doc__)
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--split", default="test")
+    p.add_argument("--images", type=int, default=4, help="how many images to caption (default 4)")
+    add_device(p)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from ..demo import draw_figures
+
+    run_dir = pathlib.Path(args.run_dir)
+    config = runs.read_config(run_dir)
+    history_path = run_dir / "history.json"
+    if not history_path.is_file():
+        raise FileNotFoundError(f"{history_path} is missing: has training in {run_dir} finished?")
+    history = json.loads(history_path.read_text())
+    model = runs.load_model(run_dir).to(resolve_device(args.device))
+    data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
+    split = args.split if f"{args.split}_features" in data else "val"
+    result = evaluate_model(model, data, split, beam_size=3, max_images=args.images)
+    solver_like = _History(history)
+    draw_figures(run_dir, model, solver_like, dict(data, test_images=data[f"{split}_images"],
+                                                   test_features=data[f"{split}_features"]), result, args.images)
+    print(f"figures written to {run_dir}")
+
+
+class _History:
+    """The three solver attributes the figures read, from history.json."""
+
+    def __init__(self, history):
+        self.loss_history = np.asarray(history["loss_history"], dtype=float)
+        self.val_loss_history = np.asarray(history["val_loss_history"], dtype=float)
+        self.iterations_per_epoch = history["iterations_per_epoch"]

@@ -1,0 +1,86 @@
+"""The main job: train the attention LSTM on the shapes world and show what it learned.
+
+``run_demo`` generates (or loads from the cache) the embedded shapes world,
+trains a captioning model on it, evaluates it on the held-out test split with
+beam search, and writes a run folder::
+
+    metrics.json   BLEU-1..4, CIDEr-D, ROUGE-L, truth, grounding, split, seconds
+    loss.png       training and validation loss
+    captions.png   generated and reference captions, train next to test images
+    attention_*.png the attention map of every generated word, for a few test images
+    beam.png       the beam's n-best captions for one test image
+    model.npz, checkpoint.npz, config.json, history.json
+
+``minicap demo`` is this function with a summary printed.
+"""
+
+import pathlib
+import time
+
+import numpy as np
+
+from . import figures, runs
+from .backend import to_device, to_numpy
+from .data.vocab import decode_captions
+from .evaluation import evaluate_model, references_by_image
+
+# Settings that learn the shapes world in about two minutes on two CPU cores.
+DEMO_CONFIG = dict(wordvec_dim=64, hidden_dim=128, learning_rate=1e-2, lr_decay=0.9, batch_size=50,
+                   num_epochs=8, grad_clip=5.0)
+DEMO_DATA = dict(num_train=4000, num_val=200, num_test=500)
+QUICK_CONFIG = dict(DEMO_CONFIG, num_epochs=1, hidden_dim=32, wordvec_dim=16)
+QUICK_DATA = dict(num_train=200, num_val=50, num_test=50)
+
+
+def run_demo(out="runs/demo", cell_type="attention", quick=False, device="cpu", seed=0, verbose=True, beam_size=3):
+    """Run the main job; returns the metrics dict that is also in metrics.json."""
+    start = time.perf_counter()
+    out = pathlib.Path(out)
+    data_options = dict(QUICK_DATA if quick else DEMO_DATA, seed=seed)
+    config = runs.RunConfig(dataset="shapes", dataset_options=data_options, cell_type=cell_type,
+                            seed=seed, device=device, **(QUICK_CONFIG if quick else DEMO_CONFIG))
+    data = runs.load_dataset("shapes", spatial=config.spatial, **data_options)
+    model, solver, data = runs.train(config, out, data=data, verbose=verbose)
+    result = evaluate_model(model, data, "test", beam_size=beam_size)
+    metrics = dict(result.metrics, seconds=round(time.perf_counter() - start, 1))
+    runs.write_json(out / "metrics.json", metrics)
+    draw_figures(out, model, solver, data, result)
+    return metrics
+
+
+def draw_figures(out, model, solver, data, result, count=4):
+    """The demo's figures, from a trained model and its test evaluation."""
+    figures.plot_loss_curves(np.asarray(solver.loss_history, dtype=float), out / "loss.png",
+                             val_loss_history=np.asarray(solver.val_loss_history, dtype=float),
+                             iterations_per_epoch=solver.iterations_per_epoch)
+    test_ids = sorted(result.references)[:count]
+    train_refs = _train_references(data, count)
+    train_ids = sorted(train_refs)
+    train_caps = decode_captions(
+        _decode(model, data["train_features"][train_ids], result.caption_ids.shape[1]), data["idx_to_word"])
+    figures.plot_caption_comparison(
+        train=(data["train_images"][train_ids], train_caps, [train_refs[i] for i in train_ids]),
+        test=(data["test_images"][test_ids], result.captions[:count], [result.references[i] for i in test_ids]),
+        path=out / "captions.png")
+    if result.attention is not None:
+        for k, image_id in enumerate(test_ids[:3]):
+            words = result.captions[k].split() + ["<END>"]
+            figures.plot_attention(data["test_images"][image_id], words, result.attention[k], out / f"attention_{k}.png")
+    beams = model.beam_search(_on_device(model, data["test_features"][test_ids[:1]]),
+                              beam_size=3, max_length=result.caption_ids.shape[1], return_all=True)
+    nbest = decode_captions(to_numpy(beams.nbest[0]), data["idx_to_word"])
+    figures.plot_beam_search(data["test_images"][test_ids[0]], nbest, to_numpy(beams.scores[0]).tolist(),
+                             out / "beam.png")
+
+
+def _train_references(data, count):
+    refs = references_by_image(data, "train")
+    return {i: refs[i] for i in sorted(refs)[:count]}
+
+
+def _on_device(model, array):
+    return to_device(np.asarray(array), model.device)
+
+
+def _decode(model, features, max_length):
+    return to_numpy(model.sample(_on_device(model, features), max_length=max_length))

@@ -1,0 +1,134 @@
+"""Run folders: train a model from a plain config, evaluate it, draw its figures.
+
+A run folder holds everything one training run made::
+
+    runs/NAME/
+        config.json      the settings below (dataset, model, optimiser)
+        model.npz        the best parameters (by validation loss), CaptioningRNN.save
+        checkpoint.npz   the solver's state, for --resume
+        history.json     training loss per iteration, validation loss per epoch
+        metrics.json     written by evaluation
+        *.png            figures
+
+The command line and the demo are thin layers over these functions, so
+everything they do can be done from Python too.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .model import CaptioningRNN
+from .solver import CaptioningSolver
+
+DATASETS = ("shapes", "coco-cs231n", "coco-eecs498")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to reproduce a run (saved as config.json)."""
+
+    dataset: str = "shapes"
+    data_path: str = None           # the COCO file or folder; unused for shapes
+    dataset_options: dict = field(default_factory=dict)
+    cell_type: str = "attention"
+    wordvec_dim: int = 128
+    hidden_dim: int = 256
+    update_rule: str = "adam"
+    learning_rate: float = 5e-3
+    lr_decay: float = 0.9
+    batch_size: int = 100
+    num_epochs: int = 10
+    grad_clip: float = 5.0
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    @property
+    def spatial(self):
+        return self.cell_type == "attention"
+
+
+def load_dataset(name, path=None, spatial=False, **options):
+    """Any of minicap's datasets, by name, in the common dict layout."""
+    from . import data
+
+    if name == "shapes":
+        return data.load_shapes(spatial=spatial, **options)
+    if path is None:
+        raise ValueError(f"dataset {name!r} needs a path (--data-path); get the files with: minicap data download {name}")
+    if name == "coco-cs231n":
+        return data.load_coco_data(path, spatial=spatial, **options)
+    if name == "coco-eecs498":
+        return data.load_coco_pt(path, spatial=spatial, **options)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_config(run_dir):
+    path = pathlib.Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with: minicap train --out {run_dir}")
+    try:
+        return RunConfig(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not a valid run config: {exc}") from None
+
+
+def load_model(run_or_file):
+    """The model of a run folder (its model.npz) or of a .npz file."""
+    path = pathlib.Path(run_or_file)
+    if path.is_dir():
+        path = path / "model.npz"
+    return CaptioningRNN.load(path)
+
+
+def train(config, out_dir, data=None, resume=False, verbose=True, metric_fn=None):
+    """Train the model described by ``config``; write the run folder.
+
+    Returns (model with the best parameters, solver, data).
+    """
+    out_dir = pathlib.Path(out_dir)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
+    features = data["train_features"]
+    model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=config.wordvec_dim,
+                          hidden_dim=config.hidden_dim, cell_type=config.cell_type,
+                          dtype=np.dtype(config.dtype), seed=config.seed).to(config.device)
+    write_json(out_dir / "config.json", asdict(config))
+    solver = CaptioningSolver(
+        model, data, update_rule=config.update_rule, optim_config={"learning_rate": config.learning_rate},
+        lr_decay=config.lr_decay, batch_size=config.batch_size, num_epochs=config.num_epochs,
+        print_every=50, verbose=verbose, seed=config.seed, grad_clip=config.grad_clip,
+        checkpoint_dir=out_dir, resume=resume, metric_fn=metric_fn)
+    start = time.perf_counter()
+    solver.train()
+    solver.restore_best_params()
+    model.save(out_dir / "model.npz")
+    write_json(out_dir / "history.json", {
+        "loss_history": [float(x) for x in solver.loss_history],
+        "val_loss_history": [float(x) for x in solver.val_loss_history],
+        "iterations_per_epoch": solver.iterations_per_epoch,
+        "train_seconds": time.perf_counter() - start,
+    })
+    return model, solver, data
