@@ -1,0 +1,159 @@
+"""Saving training state without losing work: atomic ``.npz`` files and deferred Ctrl-C.
+
+``save_state`` / ``load_state`` store a nested dict whose leaves are NumPy arrays or
+JSON values (numbers, strings, lists, None). Arrays become ``.npz`` entries keyed by their
+``/``-joined path (``optim/W_embed/m``); everything else (step counts, learning rates,
+histories, a generator state) goes into one JSON document kept as a 0-d unicode array
+(``__json__``), so the file loads with ``allow_pickle=False``.
+
+Writes go to a temporary file in the destination folder, are flushed to disk, then
+renamed over the target with ``os.replace``: a crash or Ctrl-C mid-write leaves the
+previous file untouched, never a half-written one. ``DeferredInterrupt`` holds a Ctrl-C
+back until the training loop reaches a point where its state is consistent.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import tempfile
+import threading
+import zipfile
+
+import numpy as np
+
+__all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state"]
+
+_JSON_KEY = "__json__"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: unreadable, truncated, or of another kind."""
+
+
+def save_npz_atomic(path, arrays):
+    """Write ``arrays`` (name -> NumPy array) to ``path`` as an uncompressed ``.npz``, atomically.
+
+    The parent folder is created if needed. Object arrays are refused, since they could only
+    be read back with pickle. Returns the path written, as a ``pathlib.Path``.
+    """
+    path = pathlib.Path(path)
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray) or value.dtype.hasobject:
+            raise TypeError(
+                f"checkpoint entry {key!r} must be a NumPy array of numbers or strings, "
+                f"got {type(value).__name__}" + (f" of dtype {value.dtype}" if isinstance(value, np.ndarray) else "")
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not land before the data does
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_npz(path):
+    """Read every array of an ``.npz`` file into a dict, without pickle.
+
+    Raises FileNotFoundError for a missing file and CheckpointError for one that is not a
+    complete ``.npz`` archive (truncated, overwritten, or another format).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {key: f[key] for key in f.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise CheckpointError(
+            f"{path} is not a readable .npz checkpoint ({err}); it may be truncated or of another "
+            "format: delete it or point to another checkpoint"
+        ) from None
+
+
+def _plain(value):
+    """JSON fallback: NumPy scalars become the Python numbers they hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a {type(value).__name__} cannot be stored in a checkpoint; use arrays, numbers, strings, lists or dicts")
+
+
+def _split(tree, path, arrays):
+    """The JSON part of ``tree``; its arrays are moved into ``arrays`` under their paths."""
+    if isinstance(tree, np.ndarray):
+        arrays["/".join(path)] = tree
+        return None
+    if not isinstance(tree, dict):
+        return tree
+    out = {}
+    for key, value in tree.items():
+        if not isinstance(key, str) or "/" in key or not key:
+            raise ValueError(f"checkpoint keys must be non-empty strings without '/', got {key!r} in {'/'.join(path) or 'the top level'}")
+        if isinstance(value, np.ndarray):
+            arrays["/".join((*path, key))] = value
+        else:
+            out[key] = _split(value, (*path, key), arrays)
+    return out
+
+
+def save_state(path, state):
+    """Write a nested dict (leaves: NumPy arrays or JSON values) to ``path`` atomically."""
+    arrays = {}
+    document = _split(state, (), arrays)
+    if _JSON_KEY in arrays:
+        raise ValueError(f"{_JSON_KEY!r} is reserved for the checkpoint's JSON part")
+    arrays[_JSON_KEY] = np.array(json.dumps(document, default=_plain))
+    return save_npz_atomic(path, arrays)
+
+
+def load_state(path):
+    """The nested dict written by ``save_state`` (FileNotFoundError, CheckpointError otherwise)."""
+    arrays = load_npz(path)
+    if _JSON_KEY not in arrays:
+        raise CheckpointError(f"{path} was not written by minicap's save_state (it has no {_JSON_KEY!r} entry)")
+    try:
+        state = json.loads(str(arrays.pop(_JSON_KEY)))
+    except ValueError as err:
+        raise CheckpointError(f"the JSON part of {path} is damaged ({err})") from None
+    for key, value in arrays.items():
+        *parents, leaf = key.split("/")
+        node = state
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return state
+
+
+class DeferredInterrupt:
+    """Context manager: the first Ctrl-C only sets ``requested``; a second one raises at once.
+
+    A loop checks ``requested`` where its state is consistent, so a single Ctrl-C never lands
+    in the middle of a parameter update. Signal handlers can only be installed from the main
+    thread; elsewhere Ctrl-C cannot reach the loop anyway, and nothing is installed.
+    """
+
+    def __enter__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not None:  # None: a handler not installed from Python, leave it be
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False

@@ -1,0 +1,90 @@
+"""minicap.checkpoint: nested state in one .npz, written atomically, read without pickle."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from minicap import checkpoint
+from minicap.checkpoint import CheckpointError, DeferredInterrupt, load_state, save_state
+
+
+def _state():
+    return {
+        "model": {"W": np.arange(6, dtype=np.float32).reshape(2, 3), "vocab": np.array(["<NULL>", "a"])},
+        "optim": {"W": {"m": np.full((2, 3), 0.1), "t": 7, "learning_rate": 0.1 * 0.95**3}, "b": {}},
+        "order": np.array([2, 0, 1]),
+        "best": None,
+        "history": [1.0 / 3.0, 2.5e-300, float("nan")],
+        "rng": np.random.default_rng(5).bit_generator.state,
+    }
+
+
+def test_round_trip_is_exact_and_needs_no_pickle(tmp_path):
+    path = save_state(tmp_path / "run" / "ckpt.npz", _state())
+    with np.load(path, allow_pickle=False) as f:  # every entry readable without pickle
+        assert all(f[key].dtype != object for key in f.files)
+    back = load_state(path)
+    state = _state()
+    np.testing.assert_array_equal(back["model"]["W"], state["model"]["W"])
+    assert back["model"]["W"].dtype == np.float32
+    assert back["model"]["vocab"].tolist() == ["<NULL>", "a"]
+    assert back["optim"]["W"]["t"] == 7 and type(back["optim"]["W"]["t"]) is int
+    assert back["optim"]["W"]["learning_rate"] == state["optim"]["W"]["learning_rate"]
+    assert back["optim"]["b"] == {} and back["best"] is None
+    assert back["history"][:2] == state["history"][:2] and np.isnan(back["history"][2])
+    assert back["rng"] == state["rng"]
+
+
+def test_numpy_scalars_are_stored_as_numbers(tmp_path):
+    path = save_state(tmp_path / "c.npz", {"lr": np.float32(0.5), "t": np.int64(3)})
+    assert load_state(path) == {"lr": 0.5, "t": 3}
+
+
+def test_unstorable_values_and_keys_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="set"):
+        save_state(tmp_path / "c.npz", {"x": {1, 2}})
+    with pytest.raises(ValueError, match="'/'"):
+        save_state(tmp_path / "c.npz", {"a/b": np.zeros(1)})
+    with pytest.raises(TypeError, match="object"):
+        save_state(tmp_path / "c.npz", {"x": np.array([None, 1])})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = save_state(tmp_path / "c.npz", {"v": np.ones(3)})
+    before = path.read_bytes()
+
+    def broken_savez(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        save_state(path, {"v": np.zeros(3)})
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["c.npz"]
+
+
+def test_truncated_foreign_and_missing_files_are_explained(tmp_path):
+    path = save_state(tmp_path / "c.npz", _state())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_state(path)
+    np.savez(tmp_path / "plain.npz", W=np.ones(2))
+    with pytest.raises(CheckpointError, match="save_state"):
+        load_state(tmp_path / "plain.npz")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_state(tmp_path / "nowhere.npz")
+
+
+def test_first_interrupt_is_deferred_second_raises_and_handler_is_restored():
+    before = signal.getsignal(signal.SIGINT)
+    with DeferredInterrupt() as stop:
+        signal.raise_signal(signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
