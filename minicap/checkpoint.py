@@ -1,10 +1,11 @@
 """Saving training state without losing work: atomic ``.npz`` files and deferred Ctrl-C.
 
 ``save_state`` / ``load_state`` store a nested dict whose leaves are NumPy arrays or
-JSON values (numbers, strings, lists, None). Arrays become ``.npz`` entries keyed by their
+JSON values (numbers, strings, lists, None). Arrays become ``.npz`` entries named by their
 ``/``-joined path (``optim/W_embed/m``); everything else (step counts, learning rates,
 histories, a generator state) goes into one JSON document kept as a 0-d unicode array
-(``__json__``), so the file loads with ``allow_pickle=False``.
+(``__json__``) in which each array is a reference ``{"__array__": name}``, so any string
+can be a key and the file loads with ``allow_pickle=False``.
 
 Writes go to a temporary file in the destination folder, are flushed to disk, then
 renamed over the target with ``os.replace``: a crash or Ctrl-C mid-write leaves the
@@ -25,6 +26,7 @@ import numpy as np
 __all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state"]
 
 _JSON_KEY = "__json__"
+_ARRAY_REF = "__array__"  # {"__array__": name} in the JSON part stands for the array stored as name
 
 
 class CheckpointError(ValueError):
@@ -85,29 +87,41 @@ def _plain(value):
 
 
 def _split(tree, path, arrays):
-    """The JSON part of ``tree``; its arrays are moved into ``arrays`` under their paths."""
+    """The JSON part of ``tree``: each array is moved into ``arrays`` and replaced by a reference."""
     if isinstance(tree, np.ndarray):
-        arrays["/".join(path)] = tree
-        return None
+        name = "/".join(path)
+        if name in arrays or name == _JSON_KEY:
+            raise ValueError(f"two checkpoint entries would both be stored as {name!r}; rename one")
+        arrays[name] = tree
+        return {_ARRAY_REF: name}
     if not isinstance(tree, dict):
         return tree
     out = {}
     for key, value in tree.items():
-        if not isinstance(key, str) or "/" in key or not key:
-            raise ValueError(f"checkpoint keys must be non-empty strings without '/', got {key!r} in {'/'.join(path) or 'the top level'}")
-        if isinstance(value, np.ndarray):
-            arrays["/".join((*path, key))] = value
-        else:
-            out[key] = _split(value, (*path, key), arrays)
+        if not isinstance(key, str) or key == _ARRAY_REF:
+            raise ValueError(f"checkpoint keys must be strings other than {_ARRAY_REF!r}, got {key!r} "
+                             f"in {'/'.join(path) or 'the top level'}")
+        out[key] = _split(value, (*path, key), arrays)
     return out
+
+
+def _join(tree, arrays, source):
+    """Put the arrays back where ``_split`` left references."""
+    if isinstance(tree, dict):
+        if set(tree) == {_ARRAY_REF}:
+            if tree[_ARRAY_REF] not in arrays:
+                raise CheckpointError(f"{source} is incomplete: its entry {tree[_ARRAY_REF]!r} is missing")
+            return arrays[tree[_ARRAY_REF]]
+        return {key: _join(value, arrays, source) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_join(value, arrays, source) for value in tree]
+    return tree
 
 
 def save_state(path, state):
     """Write a nested dict (leaves: NumPy arrays or JSON values) to ``path`` atomically."""
     arrays = {}
     document = _split(state, (), arrays)
-    if _JSON_KEY in arrays:
-        raise ValueError(f"{_JSON_KEY!r} is reserved for the checkpoint's JSON part")
     arrays[_JSON_KEY] = np.array(json.dumps(document, default=_plain))
     return save_npz_atomic(path, arrays)
 
@@ -118,16 +132,10 @@ def load_state(path):
     if _JSON_KEY not in arrays:
         raise CheckpointError(f"{path} was not written by minicap's save_state (it has no {_JSON_KEY!r} entry)")
     try:
-        state = json.loads(str(arrays.pop(_JSON_KEY)))
+        document = json.loads(str(arrays.pop(_JSON_KEY)))
     except ValueError as err:
         raise CheckpointError(f"the JSON part of {path} is damaged ({err})") from None
-    for key, value in arrays.items():
-        *parents, leaf = key.split("/")
-        node = state
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return state
+    return _join(document, arrays, path)
 
 
 class DeferredInterrupt:
