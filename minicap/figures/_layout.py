@@ -8,9 +8,10 @@ the PNG size is a documented formula, never off by one from float rounding
 
 Figures are built as ``matplotlib.figure.Figure`` with an Agg canvas, never
 through pyplot: no GUI backend is touched, nothing is registered in pyplot's
-global figure list (so nothing needs closing or leaks), and drawing is safe
-from several threads at once. matplotlib is imported inside the functions so
-that ``import minicap.figures`` stays cheap.
+global figure list (so nothing needs closing or leaks), and each call works on
+a figure of its own, so calls from different threads share no figure or
+renderer. matplotlib is imported inside the functions so that
+``import minicap.figures`` stays cheap.
 
 Coordinates here are pixels from the figure's top-left corner; matplotlib's
 are fractions from the bottom-left, and ``place_axes``/``add_text`` convert.
