@@ -1,0 +1,94 @@
+"""The encoder a caller sees: uint8 images in, the last convolutional feature map out.
+
+``load_encoder(name, weights)`` pairs a network with the input pipeline it was
+trained with (scale to [0, 1], subtract the ImageNet mean, divide by the ImageNet
+std, no resizing). The encoder runs wherever its input lives: a CuPy batch gets
+a copy of the weights moved to the GPU once, then kept.
+"""
+
+import numpy as np
+
+from minicap.backend import device_of, get_array_module
+from minicap.encoders.mobilenet_v2 import MobileNetV2
+from minicap.encoders.regnet import RegNetX
+from minicap.encoders.weights import resolve_weights
+
+# Per RGB channel, over ImageNet's training images: what torchvision's models expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ENCODERS = {"mobilenet_v2": MobileNetV2, "regnet_x_400mf": RegNetX}
+
+
+def check_images(images):
+    """Raise ValueError unless ``images`` is a uint8 (N, 3, H, W) array (NumPy or CuPy)."""
+    shape = getattr(images, "shape", None)
+    dtype = getattr(images, "dtype", None)
+    if shape is None or len(shape) != 4 or shape[1] != 3:
+        hint = " (a single image? add a batch axis: images[None])" if shape is not None and len(shape) == 3 else ""
+        raise ValueError(f"images must be an array of shape (N, 3, H, W), got shape {shape}{hint}")
+    if dtype != np.uint8:
+        raise ValueError(
+            f"images must be uint8 RGB (0..255) like coco.pt's, got {dtype}; "
+            "for files use minicap.encoders.load_image, for floats in [0, 1] use (x * 255).round().astype(np.uint8)"
+        )
+
+
+def normalize(images):
+    """uint8 (N, 3, H, W) -> float32 (x / 255 - mean) / std, per channel, on the images' backend."""
+    xp = get_array_module(images)
+    mean = xp.asarray(np.array(IMAGENET_MEAN, np.float32)[:, None, None])
+    std = xp.asarray(np.array(IMAGENET_STD, np.float32)[:, None, None])
+    x = images.astype(np.float32)
+    x /= 255.0
+    x -= mean
+    x /= std
+    return x
+
+
+class Encoder:
+    """A pretrained CNN trunk: ``enc(images)`` maps uint8 (N, 3, H, W) to float32 (N, C, ceil(H/32), ceil(W/32)).
+
+    C is ``enc.out_channels`` (1280 for mobilenet_v2, 400 for regnet_x_400mf). The
+    output is on the images' backend. The mean over the last two axes is the
+    pooled (N, C) image feature.
+    """
+
+    stride = 32
+
+    def __init__(self, name, network):
+        self.name = name
+        self.out_channels = network.out_channels
+        self._networks = {"cpu": network}  # per device, copied on first use
+
+    def __call__(self, images):
+        check_images(images)
+        device = device_of(images)
+        if device not in self._networks:
+            self._networks[device] = self._networks["cpu"].to(device)
+        return self._networks[device](normalize(images))
+
+    def __repr__(self):
+        return f"Encoder({self.name!r}, out_channels={self.out_channels})"
+
+
+def load_encoder(name, weights=None, **arch):
+    """The encoder ``name`` ("mobilenet_v2" or "regnet_x_400mf") with pretrained weights.
+
+    weights: None for torchvision's published ImageNet checkpoint (downloaded into
+    minicap's cache folder on first use), a path to a checkpoint (.pth from torch.save,
+    or .npz with the same names), or a dict {name: array}. ``arch`` changes the
+    architecture for reduced networks: ``width_mult=``, ``setting=`` for mobilenet_v2
+    (see ``mobilenet_v2.plan``), ``config=RegNetConfig(...)`` for regnet_x_400mf.
+    """
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
+    network_class = ENCODERS[name]
+    state = resolve_weights(name, weights)
+    try:
+        network = network_class.from_state_dict(state, **arch)
+    except TypeError as err:
+        if "keyword argument" not in str(err):
+            raise
+        raise ValueError(f"{name} does not take the architecture option(s) {sorted(arch)}: {err}") from None
+    return Encoder(name, network)

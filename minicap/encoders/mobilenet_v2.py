@@ -1,0 +1,132 @@
+"""MobileNet v2's convolutional trunk (torchvision's ``mobilenet_v2().features``), inference only.
+
+Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks" (2018). The
+network, as torchvision builds it (the names are its state-dict prefixes):
+
+- ``features.0``: 3x3 conv, stride 2, 3 -> 32 channels, BN, ReLU6.
+- ``features.1`` ... ``features.17``: inverted residual blocks. Each widens its input
+  t times with a 1x1 conv (skipped when t = 1), filters every channel on its own
+  with a 3x3 depthwise conv (the block's stride), and narrows back with a 1x1 conv
+  that has no activation (the "linear bottleneck"). When the stride is 1 and the
+  width is unchanged, the input is added to the output.
+- ``features.18``: 1x1 conv to 1280 channels, BN, ReLU6.
+
+Every conv has a batch norm after it, folded in at load time. The stride is 32
+overall: (N, 3, H, W) -> (N, 1280, ceil(H/32), ceil(W/32)), e.g. 4x4 for 112x112.
+
+``width_mult`` scales every width except the last 1280 (as in torchvision, which
+only widens that one for width_mult > 1); a shorter ``setting`` gives the small
+networks the tests use.
+"""
+
+from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
+
+# The paper's Table 2 (and torchvision's default): per stage, expansion t, output
+# channels c, number of blocks n, stride s of the stage's first block.
+DEFAULT_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+
+
+def make_divisible(value, divisor=8):
+    """Round a scaled width to the nearest multiple of ``divisor`` (at least ``divisor``),
+    going up a step if rounding lost more than 10%: the rule torchvision's widths follow."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def plan(width_mult=1.0, setting=DEFAULT_SETTING):
+    """The network as specs: (stem spec, [(expand or None, depthwise, project, residual)], last spec)."""
+    if width_mult <= 0:
+        raise ValueError(f"width_mult must be positive, got {width_mult}")
+    for row in setting:
+        if len(row) != 4 or not all(isinstance(v, int) and v >= 1 for v in row):
+            raise ValueError(f"each setting row must be 4 positive ints (t, c, n, s), got {row!r}")
+    width = make_divisible(STEM_CHANNELS * width_mult)
+    stem = ConvSpec.conv_norm_act("features.0", 3, width, 3, stride=2, activation="relu6")
+    blocks = []
+    index = 1
+    for t, c, n, s in setting:
+        out = make_divisible(c * width_mult)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = int(round(width * t))
+            prefix = f"features.{index}.conv"
+            # torchvision numbers the block's layers consecutively, so without the
+            # expansion conv every later index moves down by one.
+            k = 0
+            expand = None
+            if t != 1:
+                expand = ConvSpec.conv_norm_act(f"{prefix}.0", width, hidden, 1, activation="relu6")
+                k = 1
+            depthwise = ConvSpec.conv_norm_act(f"{prefix}.{k}", hidden, hidden, 3, stride=stride, groups=hidden, activation="relu6")
+            project = ConvSpec(f"{prefix}.{k + 1}", f"{prefix}.{k + 2}", hidden, out, 1)
+            blocks.append((expand, depthwise, project, stride == 1 and width == out))
+            width = out
+            index += 1
+    last = ConvSpec.conv_norm_act(f"features.{index}", width, make_divisible(LAST_CHANNELS * max(1.0, width_mult)), 1, activation="relu6")
+    return stem, blocks, last
+
+
+class InvertedResidual:
+    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, C, H, W) -> (N, F, H/s, W/s)."""
+
+    def __init__(self, expand, depthwise, project, residual):
+        self.expand, self.depthwise, self.project, self.residual = expand, depthwise, project, residual
+
+    def __call__(self, x):
+        y = x if self.expand is None else self.expand(x)
+        y = self.project(self.depthwise(y))
+        if self.residual:
+            y += x  # no activation after the sum: the bottleneck stays linear
+        return y
+
+    def to(self, device):
+        expand = None if self.expand is None else self.expand.to(device)
+        return InvertedResidual(expand, self.depthwise.to(device), self.project.to(device), self.residual)
+
+
+class MobileNetV2:
+    """MobileNet v2 features with folded batch norm: (N, 3, H, W) float32 -> (N, 1280, ceil(H/32), ceil(W/32))."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        self.out_channels = layers[-1].weight.shape[0]
+
+    @classmethod
+    def from_state_dict(cls, state, width_mult=1.0, setting=DEFAULT_SETTING):
+        """Build from torchvision's state dict (its ``features.*`` tensors; others are ignored)."""
+        stem, blocks, last = plan(width_mult, setting)
+        specs = [stem, last] + [s for block in blocks for s in block[:3] if s is not None]
+        check_state_dict(state, specs, f"mobilenet_v2 (width_mult={width_mult}, {len(setting)} stages)")
+        layers = [build_conv(state, stem)]
+        for expand, depthwise, project, residual in blocks:
+            layers.append(
+                InvertedResidual(
+                    None if expand is None else build_conv(state, expand),
+                    build_conv(state, depthwise),
+                    build_conv(state, project),
+                    residual,
+                )
+            )
+        layers.append(build_conv(state, last))
+        return cls(layers)
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def to(self, device):
+        """A copy of the network with its weights on ``device``."""
+        return MobileNetV2([layer.to(device) for layer in self.layers])

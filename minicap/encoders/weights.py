@@ -1,0 +1,167 @@
+"""Pretrained weights: finding the checkpoint, reading it, checking it, folding batch norm.
+
+The encoders use torchvision's published ImageNet checkpoints as they are. A
+checkpoint is a state dict, {name: array}, with torchvision's module names
+("features.3.conv.1.0.weight"). Each network describes the convolutions it needs
+as ``ConvSpec``s: which conv and batch-norm names feed it and the shapes they
+must have. ``check_state_dict`` checks every expected tensor before any is
+used, and reports all missing or misshaped ones at once; ``build_conv`` then folds
+each conv-BN pair into one ``FoldedConv``.
+
+Checkpoints are read by ``minicap.data.torchfile.read_torch_file`` (no PyTorch
+needed); ``.npz`` files holding the same names also work.
+"""
+
+import hashlib
+import os
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from minicap.encoders.ops import ACTIVATIONS, FoldedConv, fold_batch_norm
+
+BN_EPS = 1e-5  # torchvision's BatchNorm2d default, used by both networks
+
+# torchvision's published ImageNet checkpoints. The 8 hex digits in each file
+# name are the start of the file's SHA-256, which is checked after a download.
+CHECKPOINTS = {
+    "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+    "regnet_x_400mf": "https://download.pytorch.org/models/regnet_x_400mf-adf1edd5.pth",
+}
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be used: missing, unreadable, or not matching the network."""
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One conv-BN(-activation) unit of a network and where its tensors live in the state dict.
+
+    ``conv`` and ``bn`` are the state-dict prefixes of the Conv2d (no bias) and the
+    BatchNorm2d after it. Weight shape: (out_channels, in_channels // groups, kernel, kernel).
+    """
+
+    conv: str
+    bn: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    groups: int = 1
+    activation: str | None = None
+
+    @classmethod
+    def conv_norm_act(cls, prefix, *args, **kwargs):
+        """The spec of torchvision's Conv2dNormActivation at ``prefix``: conv "prefix.0", BN "prefix.1"."""
+        return cls(f"{prefix}.0", f"{prefix}.1", *args, **kwargs)
+
+    def expected_shapes(self):
+        """{state-dict name: shape} of every tensor this unit reads."""
+        c, f, k = self.in_channels, self.out_channels, self.kernel
+        shapes = {f"{self.conv}.weight": (f, c // self.groups, k, k)}
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{self.bn}.{name}"] = (f,)
+        return shapes
+
+
+def check_state_dict(state, specs, what):
+    """Raise ``WeightsError`` naming every tensor of ``specs`` that ``state`` lacks or has misshaped.
+
+    ``what`` names the network and its configuration for the message. Extra
+    tensors (a classifier head, ``num_batches_tracked``) are ignored.
+    """
+    missing, misshaped = [], []
+    for spec in specs:
+        for name, shape in spec.expected_shapes().items():
+            if name not in state:
+                missing.append(name)
+            elif tuple(state[name].shape) != shape:
+                misshaped.append(f"{name}: expected {shape}, got {tuple(state[name].shape)}")
+    if missing or misshaped:
+        lines = [f"the weights do not fit {what}:"]
+        if missing:
+            lines.append(f"{len(missing)} tensor(s) missing: " + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
+        if misshaped:
+            lines.append(f"{len(misshaped)} tensor(s) misshaped: " + "; ".join(misshaped[:8]) + (" ..." if len(misshaped) > 8 else ""))
+        lines.append("is this torchvision's checkpoint for this network, with the same width settings?")
+        raise WeightsError("\n  ".join(lines))
+
+
+def build_conv(state, spec):
+    """The ``FoldedConv`` for ``spec``: its conv weight with the batch norm after it folded in."""
+    if spec.activation not in ACTIVATIONS:
+        raise ValueError(f"{spec.conv}: unknown activation {spec.activation!r}")
+    bn = {name: state[f"{spec.bn}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")}
+    w, b = fold_batch_norm(state[f"{spec.conv}.weight"], bn["weight"], bn["bias"], bn["running_mean"], bn["running_var"], BN_EPS)
+    return FoldedConv(w, b, spec.stride, spec.groups, spec.activation)
+
+
+def read_state_dict(path):
+    """{name: NumPy array} from a ``torch.save`` checkpoint (.pth/.pt) or an ``.npz`` file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist; pass the path of a torchvision checkpoint (.pth) or .npz")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {name: f[name] for name in f.files}
+        except (OSError, ValueError) as err:
+            raise WeightsError(f"cannot read the weights file {path} as .npz: {err}") from None
+    from minicap.data.torchfile import read_torch_file
+
+    state = read_torch_file(path)
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of named tensors")
+    return {name: np.asarray(value) for name, value in state.items() if hasattr(value, "shape")}
+
+
+def checkpoint_path(name):
+    """Where the published checkpoint for encoder ``name`` is kept in minicap's cache folder."""
+    from minicap.data.cache import cache_dir
+
+    return cache_dir() / "encoders" / CHECKPOINTS[name].rsplit("/", 1)[1]
+
+
+def _sha256_prefix_ok(path):
+    expected = path.stem.rsplit("-", 1)[1]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest().startswith(expected)
+
+
+def fetch_checkpoint(name):
+    """Path of the published checkpoint for ``name``, downloaded into the cache on first use."""
+    dest = checkpoint_path(name)
+    if dest.is_file():
+        return dest
+    url = CHECKPOINTS[name]
+    from minicap.data.download import download
+
+    try:
+        download(url, dest)
+    except Exception as err:  # offline, refused, interrupted: all end the same way for the user
+        raise WeightsError(
+            f"could not download the {name} weights from {url} ({err}).\n"
+            f"  Without network access, fetch that file elsewhere and copy it to {dest} "
+            f"(or pass weights=PATH to use a file anywhere)."
+        ) from None
+    if not _sha256_prefix_ok(dest):
+        os.replace(dest, dest.with_suffix(".corrupt"))
+        raise WeightsError(f"the downloaded {dest.name} does not match the checksum in its name; it was moved aside, please retry")
+    return dest
+
+
+def resolve_weights(name, weights):
+    """The state dict for encoder ``name``: ``weights`` may be None (the published checkpoint), a path, or a dict."""
+    if weights is None:
+        weights = fetch_checkpoint(name)
+    if isinstance(weights, Mapping):
+        return {key: np.asarray(value) for key, value in weights.items()}
+    if isinstance(weights, (str, os.PathLike)):
+        return read_state_dict(weights)
+    raise TypeError(f"weights must be None, a file path or a dict of arrays, got {type(weights).__name__}")
