@@ -1,0 +1,287 @@
+"""Downloads of the published datasets: resumable, checked, atomic.
+
+``download(url, dest)`` streams into ``dest.part`` (resuming it with an HTTP
+Range request if an earlier attempt was cut off), checks the size and the
+SHA-256, and only then renames the file to ``dest``: a file at ``dest`` is
+always complete. The first successful download of a URL records its size and
+SHA-256 in ``downloads.json`` in minicap's cache folder; every later download
+of that URL must match the record, so a changed or tampered file is noticed.
+HTTPS certificates are always verified (urllib's default context).
+
+``download_dataset(name)`` fetches one of ``DATASETS`` into the cache (or a
+folder of your choice) and unpacks archives atomically.
+"""
+
+import dataclasses
+import hashlib
+import http.client
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+
+from minicap.data.cache import cache_dir
+from minicap.data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+TIMEOUT_S = 30.0  # per socket operation: a dead connection fails instead of hanging
+
+
+class DownloadError(OSError):
+    """The file could not be fetched (offline, refused, HTTP error, cut off)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A published file: where it comes from, its size, and what to do with it."""
+
+    url: str
+    filename: str
+    size: int
+    unpack_to: str = None  # for archives: the folder it becomes
+    needs: tuple = ()  # files the unpacked folder must contain
+
+
+DATASETS = {
+    "coco-cs231n": Dataset(
+        url="https://cs231n.stanford.edu/coco_captioning.zip",
+        filename="coco_captioning.zip",
+        size=1_035_210_391,
+        unpack_to="coco_captioning",
+        needs=("coco2014_captions.h5", "coco2014_vocab.json"),
+    ),
+    "coco-eecs498": Dataset(
+        url="https://web.eecs.umich.edu/~justincj/teaching/eecs498/coco.pt",
+        filename="coco.pt",
+        size=396_583_632,
+    ),
+}
+
+
+def checksum_file():
+    """The JSON record of the size and SHA-256 of every URL downloaded so far."""
+    return cache_dir() / "downloads.json"
+
+
+def _read_records():
+    path = checksum_file()
+    if not path.is_file():
+        return {}
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is unreadable ({err}); delete it (checksums are recorded again on the next download)") from None
+    if not isinstance(records, dict):
+        raise DataError(f"{path} is not a JSON object; delete it (checksums are recorded again on the next download)")
+    return records
+
+
+def _record(url, size, sha256):
+    path = checksum_file()
+    records = _read_records()
+    records[url] = {"size": size, "sha256": sha256}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(records, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest
+
+
+def _offline_error(url, dest, reason, expected_size):
+    size = f" ({expected_size:,} bytes)" if expected_size else ""
+    return DownloadError(
+        f"cannot download {url}: {reason}. If this machine is offline, download that file on another one "
+        f"and put it at {dest}{size}; minicap checks it and uses it as is."
+    )
+
+
+def _open(url, offset):
+    """The HTTP response for ``url`` from byte ``offset`` on, and whether the server honoured the range."""
+    request = urllib.request.Request(url, headers={"User-Agent": "minicap"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    response = urllib.request.urlopen(request, timeout=TIMEOUT_S)  # default context: certificates verified
+    resumed = offset > 0 and response.status == 206
+    if resumed and not (response.headers.get("Content-Range") or "").startswith(f"bytes {offset}-"):
+        response.close()
+        raise DownloadError(f"the server answered the resume request for {url} with the wrong range")
+    return response, resumed
+
+
+def _fetch(url, part, expected_size, progress):
+    """Fill ``part`` with the bytes of ``url``, resuming what is there. Returns the SHA-256 digest."""
+    from tqdm.auto import tqdm
+
+    offset = part.stat().st_size if part.exists() else 0
+    if expected_size is not None and offset > expected_size:
+        part.unlink()  # longer than the real file: not a prefix of it
+        offset = 0
+    try:
+        response, resumed = _open(url, offset)
+    except urllib.error.HTTPError as err:
+        if err.code != 416 or not offset:
+            raise
+        # Range not satisfiable: the part is complete if the server's size ("bytes */N") is its size.
+        if (err.headers.get("Content-Range") or "") == f"bytes */{offset}":
+            return _sha256_of(part)
+        part.unlink()
+        response, resumed = _open(url, 0)
+    with response:
+        digest = _sha256_of(part) if resumed else hashlib.sha256()
+        start = offset if resumed else 0
+        length = response.headers.get("Content-Length")
+        total = start + int(length) if length and length.isdigit() else None
+        if expected_size is not None and total is not None and total != expected_size:
+            raise DataError(
+                f"{url} is {total:,} bytes on the server but {expected_size:,} are expected; "
+                "the file has changed upstream or the URL is wrong"
+            )
+        if resumed:
+            log.info("resuming %s at byte %d", url, start)
+        with open(part, "ab" if resumed else "wb") as out, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, desc=part.name[: -len(".part")], disable=not progress
+        ) as bar:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    if total is not None and part.stat().st_size < total:
+        raise DownloadError(f"the connection closed after {part.stat().st_size:,} of {total:,} bytes")
+    return digest
+
+
+def _verify(url, path, size, sha256, expected_size, expected_sha256):
+    """Raise DataError if ``path`` (of ``size`` bytes, digest ``sha256``) is not the file expected."""
+    record = _read_records().get(url)
+    checks = [("the expected", expected_size, expected_sha256)]
+    if isinstance(record, dict):
+        checks.append((f"the recorded (in {checksum_file()})", record.get("size"), record.get("sha256")))
+    for what, want_size, want_sha in checks:
+        if want_size is not None and size != want_size:
+            raise DataError(f"{path} is {size:,} bytes, {what} size is {want_size:,}")
+        if want_sha is not None and sha256 != want_sha.lower():
+            raise DataError(f"{path} has SHA-256 {sha256}, {what} one is {want_sha}")
+
+
+def download(url, dest, expected_size=None, sha256=None, progress=True):
+    """Download ``url`` to ``dest`` (resumable, checked, atomic). Returns ``dest`` as a Path.
+
+    A file already at ``dest`` is checked (size, SHA-256) and kept without
+    touching the network: this is also how a file fetched by hand is used.
+    Otherwise the bytes go to ``dest.part`` first; an interrupted download
+    leaves it there and the next call resumes it. ``expected_size`` and
+    ``sha256`` (hex), when given, must match, as must the size and SHA-256
+    recorded for ``url`` by an earlier download.
+
+    Raises ``DownloadError`` (an OSError) when the file cannot be fetched,
+    with a message saying where to put it by hand, and ``DataError`` when
+    what arrived is not the expected file (a ``.part`` too long or not
+    matching the checksum is deleted so the next call starts afresh).
+    """
+    dest = pathlib.Path(dest)
+    if dest.is_file():
+        try:
+            _verify(url, dest, dest.stat().st_size, _sha256_of(dest).hexdigest(), expected_size, sha256)
+        except DataError as err:
+            raise DataError(f"{err}; it is not the file {url} serves: delete it and run this again") from None
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        digest = _fetch(url, part, expected_size, progress)
+    except urllib.error.HTTPError as err:
+        raise _offline_error(url, dest, f"HTTP {err.code} {err.reason}", expected_size) from None
+    except urllib.error.URLError as err:
+        raise _offline_error(url, dest, err.reason, expected_size) from None
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
+        raise _offline_error(url, dest, f"{type(err).__name__}: {err} (run again to resume)", expected_size) from None
+    except DownloadError as err:
+        raise _offline_error(url, dest, f"{err} (run again to resume)", expected_size) from None
+    try:
+        _verify(url, part, part.stat().st_size, digest.hexdigest(), expected_size, sha256)
+    except DataError:
+        part.unlink()
+        raise
+    os.replace(part, dest)
+    if url not in _read_records():
+        _record(url, dest.stat().st_size, digest.hexdigest())
+    return dest
+
+
+def _safe_extract(archive_path, folder):
+    """Extract a zip into ``folder``, refusing members that would land outside it."""
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            for name in archive.namelist():
+                target = (folder / name).resolve()
+                if not target.is_relative_to(folder.resolve()):
+                    raise DataError(f"{archive_path} holds {name!r}, which would be written outside {folder}")
+            archive.extractall(folder)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(f"{archive_path} cannot be unpacked ({err}); delete it and download again") from None
+
+
+def _unpack(archive_path, final, needs):
+    """Unpack ``archive_path`` into the folder ``final``, which appears only once complete."""
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        _safe_extract(archive_path, tmp)
+        entries = list(tmp.iterdir())
+        # Archives usually hold one top folder; its contents are the dataset.
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
+        missing = [n for n in needs if not (root / n).is_file()]
+        if missing:
+            raise DataError(f"{archive_path} does not hold {missing}: it is not the expected archive")
+        os.replace(root, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download_dataset(name, dest_dir=None, progress=True):
+    """Fetch the published dataset ``name`` (a key of ``DATASETS``) and return its path.
+
+    ``dest_dir`` defaults to ``cache_dir() / "datasets"`` ($MINICAP_HOME or
+    ~/.cache/minicap). "coco-eecs498" gives the file ``coco.pt``;
+    "coco-cs231n" gives the folder ``coco_captioning`` (its zip is unpacked
+    atomically and then deleted). Anything already in place is reused.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    spec = DATASETS[name]
+    dest_dir = pathlib.Path(dest_dir) if dest_dir is not None else cache_dir() / "datasets"
+    if spec.unpack_to is None:
+        return download(spec.url, dest_dir / spec.filename, expected_size=spec.size, progress=progress)
+    final = dest_dir / spec.unpack_to
+    if final.is_dir():
+        missing = [n for n in spec.needs if not (final / n).is_file()]
+        if missing:
+            raise DataError(f"{final} exists but lacks {missing}; delete the folder and run this again")
+        return final
+    try:
+        archive_path = download(spec.url, dest_dir / spec.filename, expected_size=spec.size, progress=progress)
+    except DownloadError as err:
+        raise DownloadError(f"{err} Or unpack it yourself so that {final} holds its files.") from None
+    _unpack(archive_path, final, spec.needs)
+    archive_path.unlink()
+    return final

@@ -1,0 +1,237 @@
+"""Downloads against a local HTTP server on 127.0.0.1 (never the network):
+full download, resume, dropped connections, size and checksum checks,
+offline errors, and dataset unpacking."""
+
+import hashlib
+import http.server
+import io
+import json
+import socket
+import threading
+import time
+import zipfile
+
+import pytest
+
+from minicap.data import download as dl
+from minicap.data.errors import DataError
+
+BLOB = bytes(range(256)) * 40 + b"tail"  # 10,244 bytes, every byte value
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files`` with optional Range support and a simulated connection drop."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        body = srv.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start, status = 0, 200
+        wanted = self.headers.get("Range")
+        if wanted and srv.honour_range:
+            start = int(wanted.removeprefix("bytes=").rstrip("-"))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        self.send_response(status)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        payload = body[start:]
+        if srv.cut_after is not None:  # promise everything, send part, hang up
+            payload = payload[: srv.cut_after]
+            srv.cut_after = None
+        self.wfile.write(payload)
+        srv.sent += len(payload)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINICAP_HOME", str(tmp_path / "home"))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files, srv.requests, srv.honour_range, srv.cut_after, srv.sent = {"/blob.bin": BLOB}, [], True, None, 0
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _records():
+    return json.loads(dl.checksum_file().read_text())
+
+
+def test_full_download_is_checked_and_recorded(server, tmp_path):
+    dest = tmp_path / "out" / "blob.bin"
+    got = dl.download(server.url + "/blob.bin", dest, expected_size=len(BLOB), progress=False)
+    assert got == dest and dest.read_bytes() == BLOB
+    assert not dest.with_name("blob.bin.part").exists()
+    assert _records()[server.url + "/blob.bin"] == {"size": len(BLOB), "sha256": hashlib.sha256(BLOB).hexdigest()}
+
+
+def test_existing_file_is_reused_without_a_request(server, tmp_path):
+    dest = tmp_path / "blob.bin"
+    dest.write_bytes(BLOB)  # put there by hand
+    assert dl.download(server.url + "/blob.bin", dest, expected_size=len(BLOB), progress=False) == dest
+    assert server.requests == []
+
+
+def test_existing_wrong_file_is_reported_not_replaced(server, tmp_path):
+    dest = tmp_path / "blob.bin"
+    dest.write_bytes(b"something else")
+    with pytest.raises(DataError, match="delete it"):
+        dl.download(server.url + "/blob.bin", dest, expected_size=len(BLOB), progress=False)
+    assert dest.read_bytes() == b"something else"
+
+
+@pytest.mark.parametrize("honour_range", [True, False], ids=["range", "server-ignores-range"])
+def test_resume_after_a_partial_file(server, tmp_path, honour_range):
+    server.honour_range = honour_range
+    dest = tmp_path / "blob.bin"
+    dest.with_name("blob.bin.part").write_bytes(BLOB[:3000])
+    dl.download(server.url + "/blob.bin", dest, sha256=hashlib.sha256(BLOB).hexdigest(), progress=False)
+    assert dest.read_bytes() == BLOB
+    assert server.requests == [("/blob.bin", "bytes=3000-")]
+    assert server.sent == (len(BLOB) - 3000 if honour_range else len(BLOB))
+
+
+def test_dropped_connection_keeps_the_part_and_the_next_call_resumes(server, tmp_path):
+    server.cut_after = 4000
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(dl.DownloadError, match="run again to resume"):
+        dl.download(server.url + "/blob.bin", dest, progress=False)
+    part = dest.with_name("blob.bin.part")
+    assert part.read_bytes() == BLOB[:4000] and not dest.exists()
+    dl.download(server.url + "/blob.bin", dest, progress=False)
+    assert dest.read_bytes() == BLOB and not part.exists()
+    assert server.requests[-1] == ("/blob.bin", "bytes=4000-")
+
+
+def test_complete_part_is_finished_on_416(server, tmp_path):
+    dest = tmp_path / "blob.bin"
+    dest.with_name("blob.bin.part").write_bytes(BLOB)
+    dl.download(server.url + "/blob.bin", dest, progress=False)
+    assert dest.read_bytes() == BLOB
+
+
+def test_size_mismatch_is_an_error_and_leaves_no_file(server, tmp_path):
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(DataError, match=f"{len(BLOB):,} bytes on the server but 99 are expected"):
+        dl.download(server.url + "/blob.bin", dest, expected_size=99, progress=False)
+    assert not dest.exists()
+
+
+def test_checksum_mismatch_deletes_the_part(server, tmp_path):
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(DataError, match="SHA-256"):
+        dl.download(server.url + "/blob.bin", dest, sha256="0" * 64, progress=False)
+    assert not dest.exists() and not dest.with_name("blob.bin.part").exists()
+
+
+def test_recorded_checksum_catches_a_changed_file(server, tmp_path):
+    url = server.url + "/blob.bin"
+    dl.download(url, tmp_path / "first.bin", progress=False)
+    server.files["/blob.bin"] = BLOB[::-1]  # same size, other bytes
+    with pytest.raises(DataError, match="recorded"):
+        dl.download(url, tmp_path / "second.bin", progress=False)
+    assert not (tmp_path / "second.bin").exists()
+
+
+def test_http_error_names_the_file_and_where_to_put_it(server, tmp_path):
+    dest = tmp_path / "missing.bin"
+    with pytest.raises(dl.DownloadError, match="HTTP 404") as err:
+        dl.download(server.url + "/missing.bin", dest, progress=False)
+    assert f"put it at {dest}" in str(err.value)
+
+
+def test_unreachable_host_gives_the_offline_message_quickly(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINICAP_HOME", str(tmp_path / "home"))
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dest = tmp_path / "coco.pt"
+    start = time.perf_counter()
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(f"http://127.0.0.1:{port}/coco.pt", dest, expected_size=1234, progress=False)
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    assert "offline" in message and f"put it at {dest} (1,234 bytes)" in message
+    assert isinstance(err.value, OSError)
+
+
+def _fake_cs231n_zip():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("coco_captioning/coco2014_captions.h5", b"h5")
+        z.writestr("coco_captioning/coco2014_vocab.json", b"{}")
+    return buf.getvalue()
+
+
+def test_download_dataset_unpacks_atomically(server, tmp_path, monkeypatch):
+    blob = _fake_cs231n_zip()
+    server.files["/coco.zip"] = blob
+    spec = dl.Dataset(server.url + "/coco.zip", "coco_captioning.zip", len(blob), "coco_captioning",
+                      ("coco2014_captions.h5", "coco2014_vocab.json"))
+    monkeypatch.setitem(dl.DATASETS, "coco-cs231n", spec)
+    folder = dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
+    assert folder == tmp_path / "data" / "coco_captioning"
+    assert (folder / "coco2014_vocab.json").read_bytes() == b"{}"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["coco_captioning"]  # no zip, no temp dir
+    assert dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False) == folder
+    assert len(server.requests) == 1
+
+
+def test_download_dataset_refuses_the_wrong_archive(server, tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("other/readme.txt", b"hi")
+    server.files["/coco.zip"] = buf.getvalue()
+    spec = dl.Dataset(server.url + "/coco.zip", "coco_captioning.zip", len(buf.getvalue()), "coco_captioning",
+                      ("coco2014_captions.h5",))
+    monkeypatch.setitem(dl.DATASETS, "coco-cs231n", spec)
+    with pytest.raises(DataError, match="not the expected archive"):
+        dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
+    assert not (tmp_path / "data" / "coco_captioning").exists()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["coco_captioning.zip"]
+
+
+def test_zip_slip_is_refused(server, tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../escaped.txt", b"x")
+    server.files["/coco.zip"] = buf.getvalue()
+    spec = dl.Dataset(server.url + "/coco.zip", "c.zip", len(buf.getvalue()), "coco_captioning", ())
+    monkeypatch.setitem(dl.DATASETS, "coco-cs231n", spec)
+    with pytest.raises(DataError, match="outside"):
+        dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "data" / "escaped.txt").exists()
+
+
+def test_download_dataset_single_file_and_default_folder(server, tmp_path, monkeypatch):
+    server.files["/coco.pt"] = BLOB
+    monkeypatch.setitem(dl.DATASETS, "coco-eecs498", dl.Dataset(server.url + "/coco.pt", "coco.pt", len(BLOB)))
+    path = dl.download_dataset("coco-eecs498", progress=False)
+    assert path == tmp_path / "home" / "datasets" / "coco.pt" and path.read_bytes() == BLOB
+
+
+def test_unknown_dataset_lists_the_names():
+    with pytest.raises(ValueError, match="coco-cs231n"):
+        dl.download_dataset("imagenet")
+
+
+def test_registry_sizes_match_the_published_files():
+    assert dl.DATASETS["coco-cs231n"].size == 1_035_210_391
+    assert dl.DATASETS["coco-eecs498"].size == 396_583_632
+    assert all(spec.url.startswith("https://") for spec in dl.DATASETS.values())
