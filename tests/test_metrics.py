@@ -113,6 +113,17 @@ def test_cider_d_document_frequency_comes_from_the_evaluated_references():
     assert abs(cider_d(refs, cand) - expected) < TOL
 
 
+def test_cider_d_document_frequency_ignores_the_candidates():
+    refs = {1: ["a b"], 2: ["c d"], 3: ["e f"]}
+    cand = {1: "a b", 2: "c a", 3: "e a"}
+    # "a" is in one image's references, so df 1 and weight log 3 like every other
+    # n-gram here (counting the candidates would make its df 3 and its weight 0).
+    # Image 1: identical to its reference: 10 * (1 + 1) / 4 = 5.
+    # Images 2 and 3: one shared word of two, equal weights: unigram cosine 1/2,
+    # no shared bigram: 10 * (1/2) / 4 = 1.25 each.
+    assert abs(cider_d(refs, cand) - (5 + 1.25 + 1.25) / 3) < TOL
+
+
 def test_cider_d_clips_repeated_words_and_penalises_length():
     refs = {1: ["dog"], 2: ["cat"]}
     cand = {1: "dog dog", 2: "cat"}
