@@ -17,6 +17,11 @@ def shape_of(name, a):
     return f"{name} {tuple(a.shape)}"
 
 
+def _tuple_text(parts):
+    """Parts written as Python writes a tuple: (N, T, D), (H,)."""
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
 def expect_shape(name, a, letters, sizes, match=""):
     """Raise ValueError unless ``a`` is an array whose shape fits ``sizes``.
 
@@ -24,10 +29,9 @@ def expect_shape(name, a, letters, sizes, match=""):
     match: what the sizes were taken from, e.g. ``"Wx (4, 12)"``.
     Returns ``a.shape`` so callers can unpack the free sizes.
     """
-    wanted = "(" + ", ".join(letters) + ")"
+    wanted = _tuple_text(letters)
     if any(s is not None for s in sizes):
-        shown = ", ".join(l if s is None else str(s) for l, s in zip(letters, sizes))
-        wanted += f" = ({shown})"
+        wanted += " = " + _tuple_text([l if s is None else str(s) for l, s in zip(letters, sizes)])
     if match:
         wanted += f" to match {match}"
     shape = getattr(a, "shape", None)

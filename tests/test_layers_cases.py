@@ -1,0 +1,186 @@
+"""One description per forward/backward pair, shared by the layer test files.
+
+A ``Case`` knows how to make random inputs for given sizes, how to run the
+forward (returning only the outputs a backward takes gradients for) and how to
+call the backward. The tests in this file check that the registry covers every
+public layer, so a new layer cannot slip past the gradient checks.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+import minicap.layers as L
+
+# Small default sizes: gradient checks cost two forwards per input element.
+DIMS = {"N": 2, "T": 3, "D": 4, "H": 3, "V": 5, "W": 4, "Hs": 2, "Ws": 3}
+
+
+@dataclass
+class Case:
+    name: str
+    make: Callable  # (rng, dims, dtype) -> list of host inputs, in forward order
+    run: Callable  # (*inputs) -> (tuple of differentiable outputs, cache)
+    back: Callable  # (tuple of upstream gradients, cache) -> tuple of grads
+    wrt: tuple  # which inputs the grads belong to, in order
+    forward: Callable  # the layer functions under test, for the coverage check
+    backward: Callable
+    sequence: bool = False  # many steps: gradient checks are allowed 1e-6
+
+    def inputs(self, rng, dims=None, dtype=np.float64):
+        return self.make(rng, {**DIMS, **(dims or {})}, dtype)
+
+
+def _normal(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _weights(rng, dtype, *shapes):
+    # Weights scaled by 1/sqrt(fan-in) keep tanh and sigmoid out of saturation,
+    # where central differences would see almost no signal.
+    return [_normal(rng, s, dtype, 1.0 / np.sqrt(s[0])) for s in shapes]
+
+
+def _make_affine(rng, d, dt):
+    return [_normal(rng, (d["N"], 2, d["D"]), dt), *_weights(rng, dt, (2 * d["D"], d["H"])), _normal(rng, d["H"], dt)]
+
+
+def _make_temporal_affine(rng, d, dt):
+    return [_normal(rng, (d["N"], d["T"], d["H"]), dt), *_weights(rng, dt, (d["H"], d["V"])), _normal(rng, d["V"], dt)]
+
+
+def _make_embedding(rng, d, dt):
+    # Draw ids from a few words only, so repeated ids are the rule, not luck.
+    ids = rng.integers(0, min(d["V"], 3), size=(d["N"], d["T"]))
+    return [ids, _normal(rng, (d["V"], d["W"]), dt)]
+
+
+def _make_rnn_step(rng, d, dt):
+    N, D, H = d["N"], d["D"], d["H"]
+    return [_normal(rng, (N, D), dt), _normal(rng, (N, H), dt), *_weights(rng, dt, (D, H), (H, H)), _normal(rng, H, dt, 0.1)]
+
+
+def _make_rnn(rng, d, dt):
+    N, T, D, H = d["N"], d["T"], d["D"], d["H"]
+    return [_normal(rng, (N, T, D), dt), _normal(rng, (N, H), dt), *_weights(rng, dt, (D, H), (H, H)), _normal(rng, H, dt, 0.1)]
+
+
+def _make_lstm_step(rng, d, dt):
+    N, D, H = d["N"], d["D"], d["H"]
+    return [
+        _normal(rng, (N, D), dt), _normal(rng, (N, H), dt), _normal(rng, (N, H), dt),
+        *_weights(rng, dt, (D, 4 * H), (H, 4 * H)), _normal(rng, 4 * H, dt, 0.1),
+    ]
+
+
+def _make_lstm(rng, d, dt):
+    N, T, D, H = d["N"], d["T"], d["D"], d["H"]
+    return [_normal(rng, (N, T, D), dt), _normal(rng, (N, H), dt),
+            *_weights(rng, dt, (D, 4 * H), (H, 4 * H)), _normal(rng, 4 * H, dt, 0.1)]
+
+
+def _make_dot_attention(rng, d, dt):
+    N, H = d["N"], d["H"]
+    return [_normal(rng, (N, H), dt), _normal(rng, (N, H, d["Hs"], d["Ws"]), dt)]
+
+
+def _make_attention_step(rng, d, dt):
+    N, D, H = d["N"], d["D"], d["H"]
+    return [
+        _normal(rng, (N, D), dt), _normal(rng, (N, H), dt), _normal(rng, (N, H), dt), _normal(rng, (N, H), dt),
+        *_weights(rng, dt, (D, 4 * H), (H, 4 * H), (H, 4 * H)), _normal(rng, 4 * H, dt, 0.1),
+    ]
+
+
+def _make_attention(rng, d, dt):
+    N, T, D, H = d["N"], d["T"], d["D"], d["H"]
+    return [_normal(rng, (N, T, D), dt), _normal(rng, (N, H, d["Hs"], d["Ws"]), dt),
+            *_weights(rng, dt, (D, 4 * H), (H, 4 * H), (H, 4 * H)), _normal(rng, 4 * H, dt, 0.1)]
+
+
+def _outputs(forward, keep=(0,)):
+    """run() for a forward whose last result is the cache; keeps the outputs at ``keep``."""
+    def run(*args):
+        result = forward(*args)
+        return tuple(result[i] for i in keep), result[-1]
+    return run
+
+
+def _one_grad_out(backward):
+    return lambda douts, cache: backward(douts[0], cache)
+
+
+CASES = [
+    Case("affine", _make_affine, _outputs(L.affine_forward), _one_grad_out(L.affine_backward), (0, 1, 2),
+         L.affine_forward, L.affine_backward),
+    Case("temporal_affine", _make_temporal_affine, _outputs(L.temporal_affine_forward),
+         _one_grad_out(L.temporal_affine_backward), (0, 1, 2), L.temporal_affine_forward, L.temporal_affine_backward),
+    Case("word_embedding", _make_embedding, _outputs(L.word_embedding_forward),
+         lambda douts, cache: (L.word_embedding_backward(douts[0], cache),), (1,),
+         L.word_embedding_forward, L.word_embedding_backward),
+    Case("rnn_step", _make_rnn_step, _outputs(L.rnn_step_forward), _one_grad_out(L.rnn_step_backward),
+         (0, 1, 2, 3, 4), L.rnn_step_forward, L.rnn_step_backward),
+    Case("rnn", _make_rnn, _outputs(L.rnn_forward), _one_grad_out(L.rnn_backward), (0, 1, 2, 3, 4),
+         L.rnn_forward, L.rnn_backward, sequence=True),
+    Case("lstm_step", _make_lstm_step, _outputs(L.lstm_step_forward, (0, 1)),
+         lambda douts, cache: L.lstm_step_backward(*douts, cache), (0, 1, 2, 3, 4, 5),
+         L.lstm_step_forward, L.lstm_step_backward),
+    Case("lstm", _make_lstm, _outputs(L.lstm_forward), _one_grad_out(L.lstm_backward), (0, 1, 2, 3, 4),
+         L.lstm_forward, L.lstm_backward, sequence=True),
+    Case("dot_product_attention", _make_dot_attention,
+         _outputs(L.dot_product_attention_forward),
+         _one_grad_out(L.dot_product_attention_backward), (0, 1),
+         L.dot_product_attention_forward, L.dot_product_attention_backward),
+    Case("attention_lstm_step", _make_attention_step,
+         _outputs(L.attention_lstm_step_forward, (0, 1)),
+         lambda douts, cache: L.attention_lstm_step_backward(*douts, cache), tuple(range(8)),
+         L.attention_lstm_step_forward, L.attention_lstm_step_backward),
+    Case("attention", _make_attention, _outputs(L.attention_forward), _one_grad_out(L.attention_backward),
+         tuple(range(6)), L.attention_forward, L.attention_backward, sequence=True),
+]
+CASE_IDS = [c.name for c in CASES]
+
+
+def to_xp(xp, arrays):
+    return [xp.asarray(a) for a in arrays]
+
+
+def test_every_public_layer_has_a_case():
+    covered = {f.__name__ for c in CASES for f in (c.forward, c.backward)} | {"temporal_softmax_loss"}
+    assert covered == set(L.__all__)
+
+
+def test_cases_return_one_grad_per_wrt_input(rng):
+    for case in CASES:
+        args = case.inputs(rng)
+        outs, cache = case.run(*args)
+        grads = case.back(tuple(np.ones_like(o) for o in outs), cache)
+        assert len(grads) == len(case.wrt), case.name
+        for i, g in zip(case.wrt, grads):
+            assert g.shape == args[i].shape, (case.name, i)
+
+
+def snapshot(tree):
+    """A deep copy of every array inside nested tuples / lists (other leaves as they are)."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(snapshot(t) for t in tree)
+    return tree.copy() if _is_array(tree) else tree
+
+
+def _is_array(a):
+    # NumPy or CuPy arrays; dtypes also have a .shape, so they are excluded.
+    return hasattr(a, "shape") and hasattr(a, "copy") and not isinstance(a, np.dtype)
+
+
+def assert_tree_equal(a, b, what):
+    """Exact equality of two nested structures of arrays (NaN never appears here)."""
+    if isinstance(a, (tuple, list)):
+        assert len(a) == len(b), what
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert_tree_equal(x, y, f"{what}[{k}]")
+    elif _is_array(a):
+        assert a.shape == b.shape and a.dtype == b.dtype, what
+        assert bool((a == b).all()), f"{what} changed"
+    else:
+        assert a == b, what
