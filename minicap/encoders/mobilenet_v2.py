@@ -107,7 +107,7 @@ class MobileNetV2:
     def from_state_dict(cls, state, width_mult=1.0, setting=DEFAULT_SETTING):
         """Build from torchvision's state dict (its ``features.*`` tensors; others are ignored)."""
         stem, blocks, last = plan(width_mult, setting)
-        specs = [stem, last] + [s for block in blocks for s in block[:3] if s is not None]
+        specs = [stem] + [s for block in blocks for s in block[:3] if s is not None] + [last]  # network order
         check_state_dict(state, specs, f"mobilenet_v2 (width_mult={width_mult}, {len(setting)} stages)")
         layers = [build_conv(state, stem)]
         for expand, depthwise, project, residual in blocks:

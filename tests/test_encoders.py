@@ -1,0 +1,222 @@
+"""The encoders without PyTorch: the committed torchvision fixture, architectures, weights errors."""
+
+import json
+import pathlib
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from minicap.backend import to_numpy
+from minicap.encoders import WeightsError, load_encoder
+from minicap.encoders import mobilenet_v2, regnet
+from minicap.encoders.regnet import RegNetConfig
+from minicap.encoders.weights import checkpoint_path, fetch_checkpoint, read_state_dict
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "encoders"
+CHECKPOINTS = {"mobilenet_v2": "mobilenet_v2_small.pth", "regnet_x_400mf": "regnet_x_small.pth"}
+
+
+def fixture_arch(name):
+    """The architecture options of the fixture networks, as ``load_encoder`` takes them."""
+    options = json.loads((FIXTURES / "fixture.json").read_text())[name]
+    if name == "regnet_x_400mf":
+        return {"config": RegNetConfig(options["stem_width"], tuple(options["widths"]), tuple(options["depths"]), options["group_width"])}
+    return {"width_mult": options["width_mult"], "setting": options["setting"]}
+
+
+def specs_of(name, **arch):
+    if name == "mobilenet_v2":
+        stem, blocks, last = mobilenet_v2.plan(**arch)
+        return [stem] + [s for block in blocks for s in block[:3] if s is not None] + [last]
+    stem, blocks = regnet.plan(**arch)
+    return [stem] + [s for block in blocks for s in block if s is not None]
+
+
+def random_state(name, rng, **arch):
+    """A state dict of the right names and shapes with random values (He-scaled convs, BN near identity)."""
+    state = {}
+    for spec in specs_of(name, **arch):
+        for key, shape in spec.expected_shapes().items():
+            if key.endswith("running_var"):
+                state[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+            elif len(shape) == 4:
+                fan_in = shape[1] * shape[2] * shape[3]
+                state[key] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+            else:
+                state[key] = rng.uniform(-0.2, 0.2, shape).astype(np.float32) + (1.0 if key.endswith(".weight") else 0.0)
+    return state
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_matches_torchvision_outputs_saved_in_the_fixture(xp, name):
+    images = np.load(FIXTURES / "images.npy")
+    with np.load(FIXTURES / "outputs.npz") as f:
+        expected = f[name]
+    enc = load_encoder(name, weights=FIXTURES / CHECKPOINTS[name], **fixture_arch(name))
+    out = enc(xp.asarray(images))
+    assert isinstance(out, xp.ndarray)
+    assert out.dtype == np.float32
+    assert out.shape == expected.shape == (3, enc.out_channels, 3, 2)  # ceil(72 / 32), ceil(50 / 32)
+    np.testing.assert_allclose(to_numpy(out), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_npz_weights_work_like_the_torch_file(tmp_path):
+    state = read_state_dict(FIXTURES / CHECKPOINTS["regnet_x_400mf"])
+    np.savez(tmp_path / "w.npz", **state)
+    images = np.load(FIXTURES / "images.npy")[:1]
+    a = load_encoder("regnet_x_400mf", weights=tmp_path / "w.npz", **fixture_arch("regnet_x_400mf"))(images)
+    b = load_encoder("regnet_x_400mf", weights=state, **fixture_arch("regnet_x_400mf"))(images)
+    np.testing.assert_array_equal(a, b)
+
+
+# torchvision's documented parameter counts of the whole classifiers, minus the
+# final linear layer (1280 -> 1000 and 400 -> 1000, with biases): what the trunks hold.
+PUBLISHED_TRUNK_PARAMS = {
+    "mobilenet_v2": 3_504_872 - (1280 * 1000 + 1000),
+    "regnet_x_400mf": 5_495_976 - (400 * 1000 + 1000),
+}
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_default_architecture_has_the_published_size(name):
+    # Trainable parameters: conv weights plus BN scale and shift (running statistics are not parameters).
+    shapes = [shape for spec in specs_of(name) for key, shape in spec.expected_shapes().items() if not key.endswith(("running_mean", "running_var"))]
+    assert sum(int(np.prod(shape)) for shape in shapes) == PUBLISHED_TRUNK_PARAMS[name]
+
+
+@pytest.mark.parametrize("name, channels", [("mobilenet_v2", 1280), ("regnet_x_400mf", 400)])
+def test_full_size_encoders_give_a_4x4_grid_for_112_pixel_images(xp, rng, name, channels):
+    enc = load_encoder(name, weights=random_state(name, rng))
+    images = rng.integers(0, 256, (2, 3, 112, 112), dtype=np.uint8)
+    out = enc(xp.asarray(images))
+    assert enc.out_channels == channels
+    assert out.shape == (2, channels, 4, 4)
+    assert out.dtype == np.float32
+    assert bool(xp.isfinite(out).all())
+    # Images are encoded independently: one alone gives the same features as in the batch.
+    np.testing.assert_allclose(to_numpy(enc(xp.asarray(images[1:]))), to_numpy(out[1:]), rtol=1e-5, atol=1e-5)
+
+
+def test_wider_mobilenet_widens_the_last_layer_too(rng):
+    stem, blocks, last = mobilenet_v2.plan(width_mult=1.4)
+    assert last.out_channels == 1792  # 1280 * 1.4
+    assert stem.out_channels == 48  # 32 * 1.4 = 44.8, to a multiple of 8
+
+
+def test_missing_tensor_is_named(rng):
+    state = random_state("mobilenet_v2", rng)
+    del state["features.5.conv.1.0.weight"]
+    del state["features.18.1.running_var"]
+    with pytest.raises(WeightsError, match=r"2 tensor\(s\) missing: .*features\.5\.conv\.1\.0\.weight.*features\.18\.1\.running_var"):
+        load_encoder("mobilenet_v2", weights=state)
+
+
+def test_misshaped_tensor_is_named_with_both_shapes(rng):
+    state = random_state("regnet_x_400mf", rng)
+    state["trunk_output.block3.block3-2.f.b.0.weight"] = np.zeros((160, 8, 3, 3), np.float32)
+    with pytest.raises(WeightsError, match=r"block3-2\.f\.b\.0\.weight: expected \(160, 16, 3, 3\), got \(160, 8, 3, 3\)"):
+        load_encoder("regnet_x_400mf", weights=state)
+
+
+def test_checkpoint_of_the_other_network_is_rejected():
+    with pytest.raises(WeightsError, match="do not fit regnet_x"):
+        load_encoder("regnet_x_400mf", weights=FIXTURES / CHECKPOINTS["mobilenet_v2"])
+
+
+def test_extra_tensors_such_as_a_classifier_are_ignored(rng):
+    state = random_state("regnet_x_400mf", rng, config=fixture_arch("regnet_x_400mf")["config"])
+    state["fc.weight"] = np.zeros((1000, 32), np.float32)
+    state["stem.1.num_batches_tracked"] = np.array(7)
+    load_encoder("regnet_x_400mf", weights=state, **fixture_arch("regnet_x_400mf"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"name": "resnet50"}, ValueError, "unknown encoder 'resnet50'"),
+        ({"name": "mobilenet_v2", "depth": 3}, ValueError, "does not take the architecture option"),
+        ({"name": "mobilenet_v2", "width_mult": 0}, ValueError, "width_mult must be positive"),
+        ({"name": "mobilenet_v2", "setting": [(6, 24, 2)]}, ValueError, "4 positive ints"),
+        ({"name": "regnet_x_400mf", "weights": 3}, TypeError, "weights must be None, a file path or a dict"),
+        ({"name": "regnet_x_400mf", "weights": "/nonexistent/w.pth"}, FileNotFoundError, "does not exist"),
+    ],
+)
+def test_load_encoder_rejects_bad_arguments(kwargs, error, message):
+    kwargs.setdefault("weights", {})
+    with pytest.raises(error, match=message):
+        load_encoder(**kwargs)
+
+
+def test_regnet_config_checks_group_width():
+    with pytest.raises(ValueError, match="not a multiple of the group width"):
+        RegNetConfig(widths=(24, 40), depths=(1, 1), group_width=16)
+
+
+def test_unreadable_weights_file_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "weights.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(WeightsError, match="cannot read the weights file"):
+        load_encoder("mobilenet_v2", weights=bad)
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((3, 8, 8), np.uint8), r"add a batch axis"),
+        (np.zeros((1, 1, 8, 8), np.uint8), r"\(N, 3, H, W\)"),
+        (np.zeros((1, 3, 8, 8), np.float32), "must be uint8"),
+    ],
+)
+def test_encoder_rejects_images_that_are_not_uint8_nchw_rgb(images, message):
+    enc = load_encoder("mobilenet_v2", weights=FIXTURES / CHECKPOINTS["mobilenet_v2"], **fixture_arch("mobilenet_v2"))
+    with pytest.raises(ValueError, match=message):
+        enc(images)
+
+
+def install_fake_download(monkeypatch, tmp_path, behaviour):
+    """Point the cache at tmp_path and replace the download helper (tests never touch the network)."""
+    monkeypatch.setenv("MINICAP_HOME", str(tmp_path))
+    calls = []
+
+    def download(url, dest, *args, **kwargs):
+        calls.append(url)
+        behaviour(pathlib.Path(dest))
+
+    monkeypatch.setitem(sys.modules, "minicap.data.download", types.SimpleNamespace(download=download))
+    return calls
+
+
+def test_offline_download_says_where_to_put_the_file(monkeypatch, tmp_path):
+    def offline(dest):
+        raise OSError("Name or service not known")
+
+    install_fake_download(monkeypatch, tmp_path, offline)
+    dest = tmp_path / "encoders" / "mobilenet_v2-b0353104.pth"
+    with pytest.raises(WeightsError) as info:
+        load_encoder("mobilenet_v2")
+    message = str(info.value)
+    assert "mobilenet_v2-b0353104.pth" in message and str(dest) in message and "Name or service not known" in message
+
+
+def test_cached_checkpoint_is_used_without_downloading(monkeypatch, tmp_path):
+    calls = install_fake_download(monkeypatch, tmp_path, lambda dest: pytest.fail("downloaded although cached"))
+    dest = checkpoint_path("regnet_x_400mf")
+    assert dest == tmp_path / "encoders" / "regnet_x_400mf-adf1edd5.pth"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"cached")
+    assert fetch_checkpoint("regnet_x_400mf") == dest
+    assert calls == []
+
+
+def test_download_with_a_wrong_checksum_is_moved_aside(monkeypatch, tmp_path):
+    def corrupt(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b"an error page, not a checkpoint")
+
+    calls = install_fake_download(monkeypatch, tmp_path, corrupt)
+    with pytest.raises(WeightsError, match="does not match the checksum"):
+        fetch_checkpoint("mobilenet_v2")
+    assert calls == ["https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"]
+    assert not checkpoint_path("mobilenet_v2").exists()
