@@ -1,5 +1,6 @@
 """The encoders without PyTorch: the committed torchvision fixture, architectures, weights errors."""
 
+import hashlib
 import json
 import pathlib
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from minicap.backend import to_numpy
 from minicap.encoders import WeightsError, load_encoder
-from minicap.encoders import mobilenet_v2, regnet
+from minicap.encoders import mobilenet_v2, regnet, weights
 from minicap.encoders.regnet import RegNetConfig
 from minicap.encoders.weights import checkpoint_path, fetch_checkpoint, read_state_dict
 
@@ -190,33 +191,46 @@ def install_fake_download(monkeypatch, tmp_path, behaviour):
 
 def test_offline_download_says_where_to_put_the_file(monkeypatch, tmp_path):
     def offline(dest):
-        raise OSError("Name or service not known")
+        # What minicap.data.download raises offline: an OSError naming the place for the file.
+        raise OSError(f"cannot download: Name or service not known; put the file at {dest}")
 
-    install_fake_download(monkeypatch, tmp_path, offline)
-    dest = tmp_path / "encoders" / "mobilenet_v2-b0353104.pth"
+    calls = install_fake_download(monkeypatch, tmp_path, offline)
     with pytest.raises(WeightsError) as info:
         load_encoder("mobilenet_v2")
     message = str(info.value)
-    assert "mobilenet_v2-b0353104.pth" in message and str(dest) in message and "Name or service not known" in message
+    assert calls == ["https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"]
+    assert str(tmp_path / "encoders" / "mobilenet_v2-b0353104.pth") in message
+    assert "Name or service not known" in message and "weights=PATH" in message
 
 
-def test_cached_checkpoint_is_used_without_downloading(monkeypatch, tmp_path):
-    calls = install_fake_download(monkeypatch, tmp_path, lambda dest: pytest.fail("downloaded although cached"))
+def test_published_checkpoint_is_downloaded_once_then_used(monkeypatch, tmp_path):
+    # Stand in for the published file: the fixture checkpoint, under a URL whose
+    # name carries the start of its SHA-256 the way torchvision's do.
+    content = (FIXTURES / CHECKPOINTS["mobilenet_v2"]).read_bytes()
+    prefix = hashlib.sha256(content).hexdigest()[:8]
+    monkeypatch.setitem(weights.CHECKPOINTS, "mobilenet_v2", f"https://example.invalid/models/mobilenet_v2-{prefix}.pth")
+
+    def serve(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(content)
+
+    calls = install_fake_download(monkeypatch, tmp_path, serve)
+    images = np.load(FIXTURES / "images.npy")
+    with np.load(FIXTURES / "outputs.npz") as f:
+        expected = f["mobilenet_v2"]
+    for _ in range(2):
+        out = load_encoder("mobilenet_v2", **fixture_arch("mobilenet_v2"))(images)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    assert len(calls) == 1
+    assert (tmp_path / "encoders" / f"mobilenet_v2-{prefix}.pth").read_bytes() == content
+
+
+def test_cached_checkpoint_with_a_wrong_checksum_is_refused_without_downloading(monkeypatch, tmp_path):
+    calls = install_fake_download(monkeypatch, tmp_path, lambda dest: pytest.fail("downloaded although present"))
     dest = checkpoint_path("regnet_x_400mf")
     assert dest == tmp_path / "encoders" / "regnet_x_400mf-adf1edd5.pth"
     dest.parent.mkdir(parents=True)
-    dest.write_bytes(b"cached")
-    assert fetch_checkpoint("regnet_x_400mf") == dest
+    dest.write_bytes(b"an error page, not a checkpoint")
+    with pytest.raises(WeightsError, match="is not torchvision's regnet_x_400mf checkpoint.*delete it"):
+        fetch_checkpoint("regnet_x_400mf")
     assert calls == []
-
-
-def test_download_with_a_wrong_checksum_is_moved_aside(monkeypatch, tmp_path):
-    def corrupt(dest):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(b"an error page, not a checkpoint")
-
-    calls = install_fake_download(monkeypatch, tmp_path, corrupt)
-    with pytest.raises(WeightsError, match="does not match the checksum"):
-        fetch_checkpoint("mobilenet_v2")
-    assert calls == ["https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"]
-    assert not checkpoint_path("mobilenet_v2").exists()

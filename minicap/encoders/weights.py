@@ -30,6 +30,7 @@ CHECKPOINTS = {
     "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
     "regnet_x_400mf": "https://download.pytorch.org/models/regnet_x_400mf-adf1edd5.pth",
 }
+CHECKPOINT_SIZES = {"mobilenet_v2": 14_212_972}  # bytes, where published
 
 
 class WeightsError(ValueError):
@@ -135,24 +136,25 @@ def _sha256_prefix_ok(path):
 
 
 def fetch_checkpoint(name):
-    """Path of the published checkpoint for ``name``, downloaded into the cache on first use."""
-    dest = checkpoint_path(name)
-    if dest.is_file():
-        return dest
-    url = CHECKPOINTS[name]
-    from minicap.data.download import download
+    """Path of the published checkpoint for ``name``, downloaded into the cache on first use.
 
-    try:
-        download(url, dest)
-    except Exception as err:  # offline, refused, interrupted: all end the same way for the user
-        raise WeightsError(
-            f"could not download the {name} weights from {url} ({err}).\n"
-            f"  Without network access, fetch that file elsewhere and copy it to {dest} "
-            f"(or pass weights=PATH to use a file anywhere)."
-        ) from None
+    A file already there (downloaded earlier, or copied by hand) is used without
+    the network, once its SHA-256 matches the prefix in its name.
+    """
+    dest = checkpoint_path(name)
+    url = CHECKPOINTS[name]
+    if not dest.is_file():
+        from minicap.data.download import download
+
+        try:
+            download(url, dest, expected_size=CHECKPOINT_SIZES.get(name))
+        except (OSError, ValueError) as err:  # offline, refused, cut off, or not the expected bytes
+            raise WeightsError(f"could not get the {name} weights: {err}\n  Or pass weights=PATH to use a checkpoint file anywhere.") from None
     if not _sha256_prefix_ok(dest):
-        os.replace(dest, dest.with_suffix(".corrupt"))
-        raise WeightsError(f"the downloaded {dest.name} does not match the checksum in its name; it was moved aside, please retry")
+        raise WeightsError(
+            f"{dest} is not torchvision's {name} checkpoint (its SHA-256 does not start with the digits in its name); "
+            f"delete it and run again, or copy the file from {url} there by hand"
+        )
     return dest
 
 
