@@ -1,0 +1,133 @@
+"""load_coco_data on a tiny fake CS231n ``coco_captioning`` folder (h5 via h5py, skipped without it)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from minicap.data import coco
+from minicap.data.errors import DataError
+
+WORDS = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "man", "dog", "on", "grass"]
+N_IMAGES = {"train": 4, "val": 3}
+N_CAPTIONS = {"train": 10, "val": 6}
+
+
+def _fake_folder(root, rng, **overrides):
+    """Write the CS231n files with random contents; returns what was written."""
+    h5py = pytest.importorskip("h5py")
+    root.mkdir(exist_ok=True)
+    written = {}
+    for split in ("train", "val"):
+        m, n = N_CAPTIONS[split], N_IMAGES[split]
+        written[f"{split}_captions"] = rng.integers(0, len(WORDS), (m, 17)).astype(np.int32)
+        written[f"{split}_image_idxs"] = rng.integers(0, n, m).astype(np.int32)
+        written[f"{split}_pca"] = rng.standard_normal((n, 512)).astype(np.float32)
+        written[f"{split}_fc7"] = rng.standard_normal((n, 4096)).astype(np.float32)
+        written[f"{split}_urls"] = [f"http://127.0.0.1:9/{split}/{i}.jpg" for i in range(n)]
+    written.update(overrides)
+    with h5py.File(root / "coco2014_captions.h5", "w") as f:
+        for split in ("train", "val"):
+            for key in ("captions", "image_idxs"):
+                f[f"{split}_{key}"] = written[f"{split}_{key}"]
+    for split in ("train", "val"):
+        for kind in ("pca", "fc7"):
+            name = f"{split}2014_vgg16_fc7_pca.h5" if kind == "pca" else f"{split}2014_vgg16_fc7.h5"
+            with h5py.File(root / name, "w") as f:
+                f["features"] = written[f"{split}_{kind}"]
+        (root / f"{split}2014_urls.txt").write_text("\n".join(written[f"{split}_urls"]) + "\n")
+    vocab = {"idx_to_word": WORDS, "word_to_idx": {w: i for i, w in enumerate(WORDS)}}
+    (root / "coco2014_vocab.json").write_text(json.dumps(vocab))
+    return written
+
+
+@pytest.mark.parametrize("pca", [True, False])
+def test_layout_and_values(tmp_path, rng, pca):
+    written = _fake_folder(tmp_path / "coco", rng)
+    data = coco.load_coco_data(tmp_path / "coco", pca_features=pca)
+    for split in ("train", "val"):
+        np.testing.assert_array_equal(data[f"{split}_captions"], written[f"{split}_captions"])
+        np.testing.assert_array_equal(data[f"{split}_image_idxs"], written[f"{split}_image_idxs"])
+        np.testing.assert_array_equal(data[f"{split}_features"], written[f"{split}_{'pca' if pca else 'fc7'}"])
+        assert data[f"{split}_urls"].tolist() == written[f"{split}_urls"]
+        assert data[f"{split}_captions"].dtype == np.int32 and data[f"{split}_features"].dtype == np.float32
+    assert data["idx_to_word"] == WORDS and data["word_to_idx"]["grass"] == 8
+
+
+def test_max_train_draws_distinct_captions_reproducibly(tmp_path, rng):
+    written = _fake_folder(tmp_path / "coco", rng)
+    a = coco.load_coco_data(tmp_path / "coco", max_train=6, seed=3)
+    b = coco.load_coco_data(tmp_path / "coco", max_train=6, seed=3)
+    np.testing.assert_array_equal(a["train_captions"], b["train_captions"])
+    # Each kept caption is a distinct row of the file, kept with its own image index.
+    full = written["train_captions"]
+    rows = [int(np.flatnonzero((full == cap).all(axis=1))[0]) for cap in a["train_captions"]]
+    assert len(set(rows)) == 6 and rows == sorted(rows)
+    np.testing.assert_array_equal(a["train_image_idxs"], written["train_image_idxs"][rows])
+    assert len(a["train_features"]) == N_IMAGES["train"]  # features of all images stay
+    assert len(a["val_captions"]) == N_CAPTIONS["val"]
+    bigger = coco.load_coco_data(tmp_path / "coco", max_train=1000)
+    assert len(bigger["train_captions"]) == N_CAPTIONS["train"]
+
+
+def test_spatial_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no spatial maps"):
+        coco.load_coco_data(tmp_path, spatial=True)
+
+
+def test_missing_folder_and_files_say_where_to_get_them(tmp_path, rng):
+    with pytest.raises(FileNotFoundError, match="minicap data download coco-cs231n"):
+        coco.load_coco_data(tmp_path / "nowhere")
+    _fake_folder(tmp_path / "coco", rng)
+    (tmp_path / "coco" / "val2014_urls.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"val2014_urls\.txt is missing.*coco-cs231n"):
+        coco.load_coco_data(tmp_path / "coco")
+
+
+def test_without_h5py_the_message_says_how_to_install(tmp_path, rng, monkeypatch):
+    (tmp_path / "coco").mkdir()
+    vocab = {"idx_to_word": WORDS, "word_to_idx": {w: i for i, w in enumerate(WORDS)}}
+    (tmp_path / "coco" / "coco2014_vocab.json").write_text(json.dumps(vocab))
+    monkeypatch.setitem(sys.modules, "h5py", None)  # makes `import h5py` fail
+    with pytest.raises(ImportError, match=r"pip install 'minicap\[coco\]'"):
+        coco.load_coco_data(tmp_path / "coco")
+
+
+def test_image_index_out_of_range_is_named(tmp_path, rng):
+    bad = np.full(N_CAPTIONS["val"], N_IMAGES["val"], np.int32)
+    _fake_folder(tmp_path / "coco", rng, val_image_idxs=bad)
+    with pytest.raises(DataError, match=r"val_image_idxs\] points outside the 3 rows"):
+        coco.load_coco_data(tmp_path / "coco")
+
+
+def test_caption_ids_outside_the_vocabulary_are_named(tmp_path, rng):
+    bad = np.full((N_CAPTIONS["train"], 17), len(WORDS), np.int32)
+    _fake_folder(tmp_path / "coco", rng, train_captions=bad)
+    with pytest.raises(DataError, match="outside the vocabulary"):
+        coco.load_coco_data(tmp_path / "coco")
+
+
+def test_url_count_must_match_the_features(tmp_path, rng):
+    _fake_folder(tmp_path / "coco", rng, train_urls=["http://x/1.jpg"])
+    with pytest.raises(DataError, match="1 lines for 4 images"):
+        coco.load_coco_data(tmp_path / "coco")
+
+
+def test_corrupt_h5_and_vocab_are_named(tmp_path, rng):
+    _fake_folder(tmp_path / "coco", rng)
+    (tmp_path / "coco" / "train2014_vgg16_fc7_pca.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(DataError, match=r"train2014_vgg16_fc7_pca\.h5 is not a readable h5 file"):
+        coco.load_coco_data(tmp_path / "coco")
+    (tmp_path / "coco" / "coco2014_vocab.json").write_text('{"idx_to_word": ["a"]}')
+    with pytest.raises(DataError, match="coco2014_vocab.json is not the vocabulary json"):
+        coco.load_coco_data(tmp_path / "coco")
+
+
+def test_missing_h5_dataset_is_named(tmp_path, rng):
+    h5py = pytest.importorskip("h5py")
+    _fake_folder(tmp_path / "coco", rng)
+    with h5py.File(tmp_path / "coco" / "coco2014_captions.h5", "a") as f:
+        del f["val_captions"]
+    with pytest.raises(DataError, match=r"lacks the datasets \['val_captions'\]"):
+        coco.load_coco_data(tmp_path / "coco")
