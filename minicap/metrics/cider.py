@@ -32,13 +32,13 @@ ORDERS = 4
 SIGMA = 6.0
 
 
-def _tfidf(tokens, doc_freq, log_images):
-    """Per-order weight dicts and their Euclidean norms for one caption."""
+def _tfidf(counts, length, idf, unseen_idf):
+    """Per-order weight dicts, their Euclidean norms and the length, for one caption."""
     vectors = [{} for _ in range(ORDERS)]
-    for gram, count in ngram_counts(tokens, ORDERS).items():
-        vectors[len(gram) - 1][gram] = count * (log_images - math.log(max(1, doc_freq[gram])))
+    for gram, count in counts.items():
+        vectors[len(gram) - 1][gram] = count * idf.get(gram, unseen_idf)
     norms = [math.sqrt(sum(w * w for w in v.values())) for v in vectors]
-    return vectors, norms
+    return vectors, norms, length
 
 
 def _similarity(candidate, reference):
@@ -57,19 +57,20 @@ def _similarity(candidate, reference):
 
 def corpus_cider_d_per_image(pairs):
     """CIDEr-D of every ``(reference_token_lists, candidate_tokens)`` pair, in order."""
+    reference_counts = [[ngram_counts(r, ORDERS) for r in references] for references, _ in pairs]
     doc_freq = Counter()
-    for references, _ in pairs:
-        doc_freq.update({gram for reference in references for gram in ngram_counts(reference, ORDERS)})
+    for counts in reference_counts:
+        doc_freq.update(set().union(*counts))
     log_images = math.log(len(pairs))
-
-    def prepare(tokens):
-        vectors, norms = _tfidf(tokens, doc_freq, log_images)
-        return vectors, norms, len(tokens)
+    # Reference n-grams have df >= 1; an n-gram in no reference is treated as df 1,
+    # so its idf is log N (passed to _tfidf as unseen_idf).
+    idf = {gram: log_images - math.log(df) for gram, df in doc_freq.items()}
 
     scores = []
-    for references, candidate in pairs:
-        c = prepare(candidate)
-        similarity = sum(_similarity(c, prepare(r)) for r in references)
+    for (references, candidate), counts in zip(pairs, reference_counts):
+        c = _tfidf(ngram_counts(candidate, ORDERS), len(candidate), idf, log_images)
+        similarity = sum(
+            _similarity(c, _tfidf(r_counts, len(r), idf, log_images)) for r, r_counts in zip(references, counts))
         scores.append(10.0 * similarity / len(references))
     return scores
 

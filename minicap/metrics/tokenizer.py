@@ -67,6 +67,8 @@ _TOKEN = re.compile(
 
 def _split_clitics(word):
     """``"don't"`` -> ``["do", "n't"]``; repeated so ``"x's'd"`` splits fully."""
+    if "'" not in word:  # the common case, and every clitic has an apostrophe
+        return [word]
     tail = []
     while True:
         for clitic in _CLITICS:
