@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from minicap.backend import to_numpy
 from minicap.gradcheck import eval_numerical_gradient_array, rel_error
 from minicap.layers import temporal_softmax_loss
 from test_layers_cases import CASE_IDS, CASES, assert_tree_equal, snapshot, to_xp
@@ -70,9 +71,14 @@ def test_gradients_on_random_shapes(case, xp, d, seed):
             return xp.concatenate([o.reshape(-1) for o in case.run(*perturbed)[0]])
 
         numerical = eval_numerical_gradient_array(f, args[i], flat_douts)
-        # Random draws can put an entry near zero, where the elementwise relative
-        # error of central differences is largest: measured < 1e-6 on thousands of draws.
-        assert rel_error(analytic, numerical) <= 1e-6, f"input {i}"
+        # rel_error is elementwise, and random draws put some entries near zero
+        # (1e-7 and below), where the absolute error of central differences
+        # (~1e-12, set by the array's scale) alone exceeds 1e-6 relative. So
+        # each entry may also differ by 1e-7 of the array's largest entry; a
+        # wrong backward misses by far more than either bound.
+        a, n = to_numpy(analytic), to_numpy(numerical)
+        bound = 1e-6 * (np.abs(a) + np.abs(n)) + 1e-7 * np.abs(n).max()
+        assert np.all(np.abs(a - n) <= bound), f"input {i}: rel_error {rel_error(a, n):.1e}"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -85,7 +91,7 @@ def test_loss_properties(xp, N, T, V, seed):
     mask[rng.integers(0, N)] = False  # at least one fully masked row
     loss, dx = temporal_softmax_loss(xp.asarray(x), xp.asarray(y), xp.asarray(mask))
     assert loss.shape == () and loss.dtype == np.float32 and dx.dtype == np.float32
-    dx = np.asarray(dx.get() if hasattr(dx, "get") else dx)
+    dx = to_numpy(dx)
     assert float(loss) >= 0.0
     # Masked steps get no gradient; kept steps' gradients sum to zero over V
     # (p sums to one, the one-hot too) and are negative only at the target.
