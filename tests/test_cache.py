@@ -1,7 +1,7 @@
 """The on-disk cache: round trip, key sensitivity, corrupt-file rebuild, atomic writes."""
 
 import logging
-import os
+import shutil
 
 import numpy as np
 import pytest
@@ -38,14 +38,29 @@ def test_cache_dir_default_and_env(monkeypatch, tmp_path):
 def test_round_trip_second_call_loads(home):
     build = Builder()
     first, path, built = load_or_build("toy", {"n": 3}, build, version=1)
-    assert built and path.exists() and path.parent == home
+    assert built and path.is_dir() and path.parent == home
     second, path2, built2 = load_or_build("toy", {"n": 3}, build, version=1)
     assert not built2 and path2 == path and build.calls == 1
     assert set(second) == {"x", "words"}
     np.testing.assert_array_equal(second["x"], first["x"])
     assert second["x"].dtype == np.float32
     assert second["words"].tolist() == ["a", "bb"]
-    assert not [p for p in os.listdir(home) if p.endswith(".tmp")]
+    assert [p.name for p in home.iterdir()] == [path.name]  # no temporary folders left
+
+
+def test_loaded_arrays_are_private_copies(home):
+    load_or_build("toy", {"n": 3}, Builder(), version=1)
+    arrays, _, _ = load_or_build("toy", {"n": 3}, Builder(), version=1)
+    arrays["x"][0, 0] = 42.0  # allowed, and must not reach the file
+    again, _, built = load_or_build("toy", {"n": 3}, Builder(), version=1)
+    assert not built and again["x"][0, 0] == 1.0
+
+
+def test_empty_arrays_round_trip(home):
+    build = lambda: {"e": np.zeros((0, 3), dtype=np.int32)}  # noqa: E731
+    load_or_build("toy", {}, build, version=1)
+    arrays, _, built = load_or_build("toy", {}, build, version=1)
+    assert not built and arrays["e"].shape == (0, 3) and arrays["e"].dtype == np.int32
 
 
 def test_key_sensitive_to_every_setting_and_version(home):
@@ -65,25 +80,39 @@ def test_key_sensitive_to_every_setting_and_version(home):
     assert build.calls == 2
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_corrupt_file_is_rebuilt_with_warning(home, caplog, damage):
+def _truncate(path):
+    data = (path / "x.npy").read_bytes()
+    (path / "x.npy").write_bytes(data[: len(data) // 2])
+
+
+DAMAGE = {
+    "truncated array": _truncate,
+    "garbage array": lambda path: (path / "x.npy").write_bytes(b"not an npy file" * 10),
+    "missing array": lambda path: (path / "words.npy").unlink(),
+    "garbage settings": lambda path: (path / "settings.json").write_text("{not json"),
+    "missing settings": lambda path: (path / "settings.json").unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_corrupt_entry_is_rebuilt_with_warning(home, caplog, damage):
     build = Builder()
     _, path, _ = load_or_build("toy", {"n": 3}, build, version=1)
-    data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a zip file" * 50, "empty": b""}[damage])
+    DAMAGE[damage](path)
     with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
         arrays, _, built = load_or_build("toy", {"n": 3}, build, version=1)
     assert built and build.calls == 2
     assert "rebuilding" in caplog.text
     np.testing.assert_array_equal(arrays["x"], np.ones((3, 2), dtype=np.float32))
-    _, _, built = load_or_build("toy", {"n": 3}, build, version=1)
-    assert not built  # the rebuilt file is good again
+    again, _, built = load_or_build("toy", {"n": 3}, build, version=1)
+    assert not built and again["words"].tolist() == ["a", "bb"]  # the rebuilt entry is good again
+    assert [p.name for p in home.iterdir()] == [path.name]
 
 
-def test_file_with_other_settings_is_rebuilt(home, caplog):
+def test_entry_with_other_settings_is_rebuilt(home, caplog):
     _, path_a, _ = load_or_build("toy", {"n": 3}, Builder(1.0), version=1)
     path_b = cache_path("toy", {"n": 4}, 1)
-    path_b.write_bytes(path_a.read_bytes())  # a file under the wrong name
+    shutil.copytree(path_a, path_b)  # an entry under the wrong name
     build = Builder(7.0)
     with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
         arrays, _, built = load_or_build("toy", {"n": 4}, build, version=1)
@@ -108,3 +137,5 @@ def test_bad_names_and_settings(home):
         cache_path("toy", {"n": object()}, 1)
     with pytest.raises(TypeError, match="NumPy array"):
         load_or_build("toy", {}, lambda: {"x": [1, 2]}, version=1)
+    with pytest.raises(ValueError, match="array names"):
+        load_or_build("toy", {}, lambda: {"../x": np.zeros(1)}, version=1)

@@ -1,14 +1,22 @@
-"""An on-disk cache of generated data, one ``.npz`` file per setting.
+"""An on-disk cache of generated data: one folder of ``.npy`` files per setting.
 
-The file name carries a hash of every setting that shaped the data plus a
+The folder name carries a hash of every setting that shaped the data plus a
 format version, so changing anything (a size, a seed, the extractor) misses
 the cache instead of returning stale arrays. The settings are also stored
-inside the file and compared on load, which guards against a hash collision
-and a file copied under the wrong name.
+inside, in ``settings.json``, and compared on load, which guards against a
+hash collision and a folder copied under the wrong name.
 
-Writes are atomic (a temporary file in the same folder, then ``os.replace``),
-so an interrupted run never leaves a half-written cache behind; a file that is
-corrupt anyway (truncated, overwritten) is rebuilt with a warning.
+Why ``.npy`` files rather than one ``.npz``: they are memory-mapped on load
+(copy-on-write, so callers may still modify their arrays), which makes a
+second load take milliseconds whatever the size; the images, the bulk of the
+shapes world, are then only read from disk where they are used. An ``.npz``
+is a zip archive that has to be read, and checksummed, in full.
+
+Writes are atomic: the folder is built under a temporary name in the same
+parent and renamed into place, ``settings.json`` written last, so an
+interrupted run never leaves a half-written entry behind. An entry that is
+corrupt anyway (a truncated or missing file, garbage) is rebuilt with a
+warning.
 """
 
 import hashlib
@@ -16,14 +24,14 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import tempfile
-import zipfile
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-_SETTINGS_KEY = "__settings__"
+_SETTINGS_FILE = "settings.json"
 
 
 def cache_dir():
@@ -44,55 +52,62 @@ def settings_hash(settings):
 
 
 def cache_path(name, settings, version):
-    """Where the data for ``name`` built with ``settings`` lives."""
+    """The folder where the data for ``name`` built with ``settings`` lives."""
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         raise ValueError(f"cache name must be letters, digits, '-' or '_', got {name!r}")
     key = settings_hash({"version": version, "settings": settings})
-    return cache_dir() / f"{name}-v{version}-{key}.npz"
+    return cache_dir() / f"{name}-v{version}-{key}"
 
 
 def _read(path, expected):
-    """The arrays in ``path``, or None (with a warning) if it is unusable."""
+    """The arrays in folder ``path``, or None (with a warning) if it is unusable."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        log.warning("cache file %s is unreadable (%s); rebuilding it", path, err)
+        stored = (path / _SETTINGS_FILE).read_text()
+        if json.loads(stored).get("settings_text") != expected:
+            log.warning("cache %s was written for other settings; rebuilding it", path)
+            return None
+        names = json.loads(stored)["arrays"]
+        return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in names}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        log.warning("cache %s is unreadable (%s); rebuilding it", path, err)
         return None
-    stored = arrays.pop(_SETTINGS_KEY, None)
-    if stored is None or str(stored) != expected:
-        log.warning("cache file %s was written for other settings; rebuilding it", path)
-        return None
-    return arrays
 
 
 def _write(path, arrays, settings_text):
-    """Write ``arrays`` to ``path`` atomically; False (with a warning) on failure."""
+    """Write ``arrays`` into folder ``path`` atomically; False (with a warning) on failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+        tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp"))
     except OSError as err:
         log.warning("cannot write the cache in %s (%s); set MINICAP_HOME to a writable folder", path.parent, err)
         return False
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_SETTINGS_KEY: np.asarray(settings_text)})
+        for key, value in arrays.items():
+            np.save(tmp / f"{key}.npy", value, allow_pickle=False)
+        # settings.json last: its presence marks a complete entry.
+        meta = {"settings_text": settings_text, "arrays": sorted(arrays)}
+        (tmp / _SETTINGS_FILE).write_text(json.dumps(meta))
+        if path.exists():  # a corrupt entry: rename(2) cannot replace a non-empty folder
+            stale = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".stale"))
+            os.replace(path, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
         os.replace(tmp, path)
         return True
     except OSError as err:
-        log.warning("cannot write the cache file %s (%s); the data is returned uncached", path, err)
+        log.warning("cannot write the cache %s (%s); the data is returned uncached", path, err)
         return False
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_or_build(name, settings, build, version):
     """Load the arrays cached for ``(name, settings, version)``, or build and cache them.
 
-    ``build()`` must return a dict of NumPy arrays (no object arrays: the
-    cache is read with ``allow_pickle=False``). A missing or corrupt file is
-    (re)built; an unwritable cache folder only costs the caching.
+    ``build()`` must return a dict of NumPy arrays (numbers or strings; no
+    object arrays). A missing or corrupt entry is (re)built; an unwritable
+    cache folder only costs the caching. Loaded arrays are memory-mapped
+    copy-on-write: they read like ordinary arrays, and writing to one changes
+    only the caller's copy.
 
     Returns ``(arrays, path, built)`` where ``built`` says whether ``build``
     ran.
@@ -107,5 +122,7 @@ def load_or_build(name, settings, build, version):
     for key, value in arrays.items():
         if not isinstance(value, np.ndarray) or value.dtype == object:
             raise TypeError(f"cached value {key!r} must be a NumPy array of numbers or strings, got {type(value)}")
+        if not key or not all(c.isalnum() or c in "-_" for c in key):
+            raise ValueError(f"cached array names must be letters, digits, '-' or '_', got {key!r}")
     _write(path, arrays, settings_text)
     return arrays, path, True

@@ -1,0 +1,121 @@
+"""Does attention look at what the caption names? The pointing game.
+
+For every generated shape word whose noun phrase names exactly one object of
+the scene (the size and colour words right before it count: "the large red
+circle" in a scene with two circles may still name one), take the attention
+map of the step that produced the word, find its peak cell, and map that cell
+to the rectangle of image pixels it covers. It is a hit when the rectangle
+overlaps the object's bounding box. In the shapes world every object lies
+inside one cell of the 4x4 grid, so a hit means the peak is on the object's
+own cell. Words that name no object, or several, are not eligible.
+
+The grounding score is hits / eligible words (NaN when nothing is eligible).
+"""
+
+import collections
+import math
+
+import numpy as np
+
+from minicap.backend import to_numpy
+from minicap.shapes.scenes import COLOURS, F, IMAGE_SIZE, SHAPES, SIZES
+
+Grounding = collections.namedtuple("Grounding", "score hits eligible")
+
+_END = "<END>"
+
+
+def _words(captions, idx_to_word):
+    """Captions as lists of words, cut at <END>, from strings, word lists or an id array."""
+    if hasattr(captions, "ndim"):  # ids, NumPy or CuPy
+        ids = to_numpy(captions)
+        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"caption ids must be an int array (N, T), got {ids.dtype} {ids.shape}")
+        if idx_to_word is None:
+            raise ValueError("captions given as ids need idx_to_word to be read")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(idx_to_word)):
+            raise ValueError(f"caption ids must lie in [0, {len(idx_to_word)}) for this vocabulary")
+        # <NULL> and <START> stay in place as non-words, keeping word t aligned with attention step t.
+        rows = [[idx_to_word[i] for i in row] for row in ids.tolist()]
+    else:
+        rows = []
+        for caption in captions:
+            if isinstance(caption, str):
+                rows.append(caption.split())
+            elif all(isinstance(w, str) for w in caption):
+                rows.append(list(caption))
+            else:
+                raise ValueError(f"each caption must be a string or a list of words, got {caption!r}")
+    return [row[: row.index(_END)] if _END in row else row for row in rows]
+
+
+def _named_object(words, t, objs):
+    """The one object the noun phrase ending in shape word ``words[t]`` names, else None."""
+    shape = SHAPES.index(words[t])
+    colour = size = None
+    j = t - 1
+    if j >= 0 and words[j] in COLOURS:
+        colour = COLOURS.index(words[j])
+        j -= 1
+    if j >= 0 and words[j] in SIZES:
+        size = SIZES.index(words[j])
+    named = [obj for obj in objs
+             if obj[F["shape"]] == shape
+             and (colour is None or obj[F["colour"]] == colour)
+             and (size is None or obj[F["size"]] == size)]
+    return named[0] if len(named) == 1 else None
+
+
+def _overlaps(peak, grid_shape, obj, image_size):
+    rows, cols = grid_shape
+    i, j = divmod(peak, cols)
+    height, width = image_size
+    y0, y1 = i * height / rows, (i + 1) * height / rows
+    x0, x1 = j * width / cols, (j + 1) * width / cols
+    return x0 < obj[F["x1"]] and obj[F["x0"]] < x1 and y0 < obj[F["y1"]] and obj[F["y0"]] < y1
+
+
+def pointing_game(captions, attention, objects, idx_to_word=None, image_size=(IMAGE_SIZE, IMAGE_SIZE)):
+    """Score attention maps against the objects their shape words name.
+
+    captions: N strings, N word lists, or int ids (N, T) with ``idx_to_word``
+      (as returned by sampling: column t is the t-th generated word; text
+      after ``<END>`` is ignored). Word t must line up with ``attention[:, t]``.
+    attention: (N, T, Hs, Ws) weights, NumPy or CuPy; the step that produced
+      word t attends with ``attention[n, t]``.
+    objects: int array (N, 3, F), the scene records.
+
+    Returns ``Grounding(score, hits, eligible)``.
+    """
+    attention = np.asarray(to_numpy(attention))
+    if attention.ndim != 4:
+        raise ValueError(f"attention must be (N, T, Hs, Ws), got shape {attention.shape}")
+    words = _words(captions, idx_to_word)
+    objects = np.asarray(to_numpy(objects))
+    if not len(words) == attention.shape[0] == len(objects):
+        raise ValueError(
+            f"captions ({len(words)}), attention ({attention.shape[0]}) and objects ({len(objects)}) "
+            "must cover the same scenes"
+        )
+    n, steps, rows, cols = attention.shape
+    peaks = attention.reshape(n, steps, rows * cols).argmax(axis=2)
+    hits = eligible = 0
+    for row, scene, peak in zip(words, objects.tolist(), peaks.tolist()):
+        objs = [obj for obj in scene if obj[F["present"]]]
+        for t, word in enumerate(row):
+            if word not in SHAPES:
+                continue
+            if t >= steps:
+                raise ValueError(f"a caption has a word at step {t} but attention has only {steps} steps")
+            obj = _named_object(row, t, objs)
+            if obj is None:
+                continue
+            eligible += 1
+            hits += _overlaps(peak[t], (rows, cols), obj, image_size)
+    score = hits / eligible if eligible else math.nan
+    return Grounding(score, hits, eligible)
+
+
+def grounding_score(captions, attention, objects, idx_to_word=None, image_size=(IMAGE_SIZE, IMAGE_SIZE)):
+    """The fraction of eligible shape words whose attention peak is on their object (see ``pointing_game``)."""
+    return pointing_game(captions, attention, objects, idx_to_word, image_size).score
