@@ -172,3 +172,36 @@ def test_resume_sources(tmp_path, caplog):
         _solver(resume=tmp_path / "model.npz")
     with pytest.raises(TypeError, match="resume"):
         _solver(resume=1)
+
+
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+def test_resume_is_exact_with_the_real_model(tmp_path, cell_type):
+    from minicap import CaptioningRNN
+
+    data = toy_data()
+
+    def build(seed=0):
+        return CaptioningRNN(data["word_to_idx"], input_dim=4, wordvec_dim=6, hidden_dim=8,
+                             cell_type=cell_type, seed=seed)
+
+    options = {**OPTIONS, "num_epochs": 3}
+    full = CaptioningSolver(build(), data, **options)
+    full.train()
+    model = build()
+    loss, calls = model.loss, [0]
+
+    def interrupting(features, captions):
+        calls[0] += 1
+        if calls[0] == 7:  # 5 training batches, then the second validation batch of epoch 1
+            raise KeyboardInterrupt
+        return loss(features, captions)
+
+    model.loss = interrupting
+    with pytest.raises(TrainingInterrupted):
+        CaptioningSolver(model, data, checkpoint_dir=tmp_path, **options).train()
+    resumed = CaptioningSolver(build(seed=1), data, checkpoint_dir=tmp_path, resume=True, **options)
+    resumed.train()
+    assert resumed.loss_history == full.loss_history and len(full.loss_history) == 15
+    for name, value in full.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], value)
+        assert value.dtype == np.float32
