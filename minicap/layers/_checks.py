@@ -25,7 +25,7 @@ def _tuple_text(parts):
 def expect_shape(name, a, letters, sizes, match=""):
     """Raise ValueError unless ``a`` is an array whose shape fits ``sizes``.
 
-    letters: the axis names, e.g. ``"NTD"``; sizes: one int or None per axis.
+    letters: the axis names, e.g. ``("N", "T", "D")``; sizes: one int or None per axis.
     match: what the sizes were taken from, e.g. ``"Wx (4, 12)"``.
     Returns ``a.shape`` so callers can unpack the free sizes.
     """
