@@ -5,6 +5,7 @@ import io
 import os
 import pathlib
 import pickle
+import struct
 import zipfile
 
 import numpy as np
@@ -110,18 +111,44 @@ def test_plain_containers_are_allowed(tmp_path):
     assert read_torch_file(path) == payload
 
 
-def test_tensor_reaching_past_its_storage_is_refused(tmp_path):
-    """A hand-made pickle whose view would read beyond the storage bytes."""
-    path = tmp_path / "oob.pt"
-    pkl = (
+def _tensor_pickle(numel, length):
+    """A hand-written pickle of one float32 tensor of ``length`` elements on a storage of ``numel``."""
+    return (
         b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n"
-        b"((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02tQ"
-        b"K\x00K\x03\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR."
+        b"((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ"
+        + struct.pack("<i", numel)
+        + b"tQK\x00J"
+        + struct.pack("<i", length)
+        + b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR."
     )
+
+
+def test_hand_written_tensor_pickle_reads(tmp_path):
+    """The helper above is a valid tensor file: the refusals below are about its numbers only."""
+    path = tmp_path / "ok.pt"
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/data.pkl", _tensor_pickle(3, 3))
+        z.writestr("archive/data/0", np.array([1.5, 2.5, 3.5], np.float32).tobytes())
+    np.testing.assert_array_equal(read_torch_file(path), [1.5, 2.5, 3.5])
+
+
+def test_tensor_reaching_past_its_storage_is_refused(tmp_path):
+    path = tmp_path / "oob.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", _tensor_pickle(2, 3))
         z.writestr("archive/data/0", np.zeros(2, np.float32).tobytes())
     with pytest.raises(DataError, match="past the end"):
+        read_torch_file(path)
+
+
+def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge.pt"
+    with open(path, "wb") as f:
+        for part in (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True}):
+            pickle.dump(part, f, protocol=2)
+        f.write(_tensor_pickle(2**30, 1))
+        pickle.dump(["0"], f, protocol=2)
+    with pytest.raises(DataError, match="more than the whole file"):
         read_torch_file(path)
 
 

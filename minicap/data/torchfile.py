@@ -258,7 +258,7 @@ class _StorageTable:
     def get(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
             raise DataError(f"unexpected persistent id {pid!r:.80}")
-        _, storage_type, key, location, numel = pid[:5]
+        _, storage_type, key, _location, numel = pid[:5]  # location (cpu, cuda:0) is ignored: all goes to NumPy
         if len(pid) == 6 and pid[5] is not None:
             raise DataError("storage views (files from torch < 1.0) are not supported; re-save the file with a recent torch")
         if not (isinstance(storage_type, _StorageType) and isinstance(key, str) and _is_index(numel)):
@@ -323,6 +323,7 @@ def _unpickle(file, storages):
 
 
 def _read_zip(path):
+    size = os.path.getsize(path)
     try:
         archive = zipfile.ZipFile(path)
     except Exception as err:  # a damaged directory raises BadZipFile, UnicodeDecodeError, struct.error, ...
@@ -347,8 +348,11 @@ def _read_zip(path):
                 name = f"{prefix}data/{key}"
                 if name not in names:
                     raise DataError(f"storage {key!r} is named in the pickle but {name} is missing from the archive")
-                if archive.getinfo(name).file_size != nbytes:
-                    raise DataError(f"{name} holds {archive.getinfo(name).file_size} bytes, the pickle expects {nbytes}")
+                info = archive.getinfo(name)
+                if info.file_size != nbytes:
+                    raise DataError(f"{name} holds {info.file_size} bytes, the pickle expects {nbytes}")
+                if info.compress_type == zipfile.ZIP_STORED and nbytes > size:  # torch stores entries uncompressed
+                    raise DataError(f"{name} claims {nbytes} bytes, more than the whole file ({size})")
 
             storages = _StorageTable(check_size)
             obj = _unpickle(io.BytesIO(archive.read(pickles[0])), storages)
