@@ -238,8 +238,8 @@ class _SafeUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         except (KeyError, TypeError):
             raise UnsafePickleError(
-                f"the pickle asks for {module}.{name}, which a file of tensors never needs; nothing was run. "
-                "Only tensors, storages and plain containers (dict, list, OrderedDict, set) can be read"
+                f"the pickle asks for {module}.{name}, which is not on the reader's short list; nothing was run. "
+                "Only dense tensors, storages and plain containers (dict, list, OrderedDict, set) can be read"
             ) from None
 
     def persistent_load(self, pid):
