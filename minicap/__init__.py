@@ -8,7 +8,11 @@ Where things live:
 - ``minicap.model``     ``CaptioningRNN`` (rnn, lstm, attention cells) and decoding
 - ``minicap.optim``     update rules; ``minicap.solver``: the training loop
 - ``minicap.data``      the embedded shapes world, COCO loaders, vocabulary
-- ``minicap.metrics``   BLEU, CIDEr-D, ROUGE-L
+- ``minicap.shapes``    scene generation, the caption grammar, truth and grounding
+- ``minicap.encoders``  MobileNet v2 / RegNet-X-400MF image features in NumPy/CuPy
+- ``minicap.metrics``   BLEU, CIDEr-D, ROUGE-L (no Java)
+- ``minicap.figures``   loss curves, captions, attention maps, beam search
+- ``minicap.evaluation``, ``minicap.runs``, ``minicap.demo``, ``minicap.cli``: the command
 
 The heavier names are imported on first use, so ``import minicap`` stays cheap
 and never needs CuPy or matplotlib.

@@ -13,6 +13,7 @@ records (the shapes world), adds:
   cell only).
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,8 +82,10 @@ def evaluate_model(model, data, split="test", beam_size=3, max_length=None, batc
         objects = data[f"{split}_objects"][images]
         metrics["truth"] = truth_score(texts, objects)
         if attention is not None:
-            words = [text.split() for text in texts]
-            metrics["grounding"] = grounding_score(words, attention, objects)
+            # ids, not text: keeps word t aligned with attention step t
+            score = float(grounding_score(ids, attention, objects, data["idx_to_word"]))
+            # NaN when no generated word names exactly one object; JSON has no NaN
+            metrics["grounding"] = None if math.isnan(score) else score
     metrics["split"] = split
     metrics["images"] = len(images)
     metrics["beam_size"] = beam_size

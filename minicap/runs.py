@@ -132,3 +132,34 @@ def train(config, out_dir, data=None, resume=False, verbose=True, metric_fn=None
         "train_seconds": time.perf_counter() - start,
     })
     return model, solver, data
+
+
+IMAGE_SIZE = 112  # shapes world and coco.pt: every image is 112 x 112
+
+
+def load_images(paths, config):
+    """Read JPEG/PNG files as uint8 (N, 3, S, S) at the size the run trained on."""
+    if config.dataset == "coco-cs231n":
+        raise ValueError("a coco-cs231n run reads precomputed VGG16 features; it cannot caption new images "
+                         "(train on shapes or coco-eecs498 for that)")
+    from .encoders import load_image
+
+    return np.stack([load_image(p, IMAGE_SIZE) for p in paths])
+
+
+def featurize_images(config, images):
+    """Features of new images computed the way the run's training features were."""
+    if config.dataset == "shapes":
+        from .data import features as feat
+
+        # the training split's standardisation: loading the cached world is fast
+        data = load_dataset("shapes", spatial=config.spatial, **config.dataset_options)
+        layout = feat.spatial_features if config.spatial else feat.global_features
+        return feat.standardize(layout(feat.appearance_features(images)), data["feature_mean"], data["feature_std"])
+    if config.dataset == "coco-eecs498":
+        from .encoders import extract_features, load_encoder
+
+        encoder = load_encoder(config.dataset_options.get("encoder", "mobilenet_v2"))
+        spatial, pooled = extract_features(images, encoder, device=config.device, progress=False)
+        return spatial if config.spatial else pooled
+    raise ValueError(f"cannot compute features of new images for dataset {config.dataset!r}")

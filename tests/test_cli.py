@@ -80,3 +80,20 @@ def test_demo_quick_writes_a_complete_run_folder(tmp_path):
     evaluated = run_cli("evaluate", str(out), "--beam-size", "1", "--max-images", "5", env=env)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads((out / "metrics-test.json").read_text())["images"] == 5
+    # and captions image files, with attention overlays
+    from PIL import Image
+
+    from minicap.data import load_shapes
+
+    images = load_shapes(num_train=200, num_val=50, num_test=50, seed=0)["test_images"][:2]
+    files = []
+    for k, image in enumerate(images):
+        files.append(tmp_path / f"scene{k}.png")
+        Image.fromarray(image.transpose(1, 2, 0)).save(files[-1])
+    captioned = run_cli("caption", *map(str, files), "--checkpoint", str(out),
+                        "--attention-out", str(tmp_path / "overlays"), env=env)
+    assert captioned.returncode == 0, captioned.stderr
+    assert captioned.stdout.count("scene") >= 2
+    assert (tmp_path / "overlays" / "scene0_attention.png").stat().st_size > 0
+    redrawn = run_cli("visualize", str(out), "--images", "2", env=env)
+    assert redrawn.returncode == 0, redrawn.stderr

@@ -27,4 +27,4 @@ def table(rows, headers):
 
 def format_metrics(metrics):
     keys = [k for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "ROUGE-L", "truth", "grounding") if k in metrics]
-    return table([[k, f"{metrics[k]:.3f}"] for k in keys], ["metric", "value"])
+    return table([[k, "n/a" if metrics[k] is None else f"{metrics[k]:.3f}"] for k in keys], ["metric", "value"])
