@@ -140,11 +140,10 @@ class CaptioningSolver:
             raise TypeError("update_rule must be a rule name or a function rule(w, dw, config) -> (w, config)")
         if optim_config is not None and not isinstance(optim_config, dict):
             raise TypeError(f"optim_config must be a dict or None, got {type(optim_config).__name__}")
-        for name, value, low in (("batch_size", batch_size, 1), ("num_epochs", num_epochs, 0), ("print_every", print_every, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        for name, value, low in (("batch_size", batch_size, 1), ("num_epochs", num_epochs, 0),
+                                 ("print_every", print_every, 1), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer (runs are reproducible by design), got {seed!r}")
         if not lr_decay > 0:
             raise ValueError(f"lr_decay must be positive, got {lr_decay!r}")
         if grad_clip is not None and not grad_clip > 0:
@@ -163,8 +162,8 @@ class CaptioningSolver:
 
         self.model, self.data = model, data
         self.update_rule = update_rule
-        self.lr_decay, self.batch_size, self.num_epochs = float(lr_decay), batch_size, num_epochs
-        self.print_every, self.verbose, self.seed = print_every, verbose, seed
+        self.lr_decay, self.batch_size, self.num_epochs = float(lr_decay), int(batch_size), int(num_epochs)
+        self.print_every, self.verbose, self.seed = int(print_every), verbose, int(seed)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.checkpoint_dir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
         self.metric_fn, self.val_metric = metric_fn, val_metric
@@ -183,6 +182,8 @@ class CaptioningSolver:
         self._committing = False  # True while parameters / optimizer state are half-updated
         self._good_params, self._good_iteration = None, 0
         self._val_data = self._choose_val_sample(num_val_samples)
+        if metric_fn is not None and self._val_data is None:
+            raise ValueError("metric_fn needs validation data: data has no val_captions (or they are empty)")
 
         if resume is True:
             if self.checkpoint_dir is None:
@@ -258,6 +259,7 @@ class CaptioningSolver:
                      desc="train", unit="it", dynamic_ncols=True)
             )
             self._snapshot()
+            self._committing = False  # a NonFiniteLossError may have left it set
             try:
                 while self.epoch < self.num_epochs:
                     if stop.requested:
@@ -310,11 +312,13 @@ class CaptioningSolver:
         losses = to_numpy(xp.stack([xp.asarray(loss, dtype=xp.float64) for loss, _ in self._pending]))
         grads_ok = to_numpy(xp.stack([ok for _, ok in self._pending]))
         first = self.iteration - len(self._pending)
-        self._pending = []
         bad = np.flatnonzero(~(np.isfinite(losses) & grads_ok))
+        self._committing = True  # the pending losses move into the history
+        self._pending = []
         if bad.size:
-            self._fail(first, losses, grads_ok, int(bad[0]))
+            self._fail(first, losses, int(bad[0]))
         self.loss_history.extend(losses.tolist())
+        self._committing = False
         self._snapshot()
         if bar is not None:
             bar.set_postfix(epoch=self.epoch + 1, loss=f"{self.loss_history[-1]:.4f}", refresh=False)
@@ -322,7 +326,7 @@ class CaptioningSolver:
             self.logger.log(logging.INFO if self.verbose else logging.DEBUG, "(Iteration %d / %d) loss: %f",
                             self.iteration, self.num_epochs * self.iterations_per_epoch, self.loss_history[-1])
 
-    def _fail(self, first, losses, grads_ok, offset):
+    def _fail(self, first, losses, offset):
         """Record the good losses, restore the last good parameters and raise."""
         iteration = first + offset
         self.loss_history.extend(losses[:offset].tolist())
@@ -353,7 +357,7 @@ class CaptioningSolver:
         val_loss = None if self._val_data is None else self._validation_loss()
         metrics = {}
         if self.metric_fn is not None:
-            metrics = {k: float(v) for k, v in self.metric_fn(self.model, self._val_data or self.data, "val").items()}
+            metrics = {k: float(v) for k, v in self.metric_fn(self.model, self._val_data, "val").items()}
             if self.val_metric != "val_loss" and self.val_metric not in metrics:
                 raise ValueError(f"val_metric {self.val_metric!r} is not among the metrics returned: {sorted(metrics)}")
         self._committing = True  # from here to the epoch counter, a Ctrl-C must not save

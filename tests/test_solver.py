@@ -223,3 +223,10 @@ def test_training_on_the_gpu_keeps_everything_there(xp):
         assert isinstance(value, xp.ndarray) and isinstance(solver.optim_configs[name]["v"], xp.ndarray)
         assert isinstance(solver.best_params[name], np.ndarray)
     np.testing.assert_allclose(solver.loss_history, cpu.loss_history, rtol=1e-4)
+
+
+def test_metrics_need_validation_data():
+    data = toy_data()
+    del data["val_captions"]
+    with pytest.raises(ValueError, match="validation data"):
+        _solver(data=data, metric_fn=lambda model, data, split: {})
