@@ -65,7 +65,9 @@ def load_dataset(name, path=None, spatial=False, **options):
     if name == "coco-cs231n":
         return data.load_coco_data(path, spatial=spatial, **options)
     if name == "coco-eecs498":
-        return data.load_coco_pt(path, spatial=spatial, **options)
+        loaded = data.load_coco_pt(path, spatial=spatial, **options)
+        loaded["train_features"]  # raises the DataError that says how to make the features
+        return loaded
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
 
 

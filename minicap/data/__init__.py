@@ -6,6 +6,8 @@
 - ``read_torch_file`` the safe, torch-free reader for ``torch.save`` files
 - ``build_vocab``, ``encode_captions``, ``decode_captions``: the vocabulary
 - ``sample_coco_minibatch``: a random minibatch of (captions, features, images or urls)
+- ``plot_minibatch``: a grid of images with their captions, as a PNG
+- ``download``, ``download_dataset``: resumable, checksummed, atomic downloads
 
 Names are imported on first use so that ``import minicap.data`` stays cheap.
 """
@@ -21,6 +23,9 @@ _LAZY = {
     "encode_captions": "minicap.data.vocab",
     "decode_captions": "minicap.data.vocab",
     "sample_coco_minibatch": "minicap.data.minibatch",
+    "plot_minibatch": "minicap.data.minibatch",
+    "download": "minicap.data.download",
+    "download_dataset": "minicap.data.download",
 }
 
 __all__ = sorted(_LAZY)
