@@ -109,11 +109,14 @@ def _depthwise(x, w, stride, ho, wo):
     xp = get_array_module(x, w)
     n, c = x.shape[:2]
     kh, kw = w.shape[2:]
-    out = xp.zeros((n, c, ho, wo), dtype=x.dtype)
+    out = xp.empty((n, c, ho, wo), dtype=x.dtype)
+    product = xp.empty_like(out)  # reused by every tap: one buffer instead of KH * KW temporaries
     for p in range(kh):
         for q in range(kw):
             tap = x[:, :, p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride]
-            out += w[:, 0, p, q][:, None, None] * tap
+            xp.multiply(tap, w[:, 0, p, q][:, None, None], out=out if p == q == 0 else product)
+            if p or q:
+                out += product
     return out
 
 
