@@ -118,6 +118,18 @@ def test_conv2d_rejects_bad_arguments_clearly(x_shape, w_shape, kwargs, message)
         conv2d(np.zeros(x_shape), np.zeros(w_shape), **kwargs)
 
 
+def test_conv2d_rejects_integer_input():
+    with pytest.raises(ValueError, match="must be floating point, got uint8"):
+        conv2d(np.zeros((1, 3, 4, 4), np.uint8), np.zeros((2, 3, 3, 3)))
+
+
+def test_conv2d_accepts_numpy_integers_as_settings(rng):
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((2, 1, 3, 3))
+    out = conv2d(x, w, stride=np.int64(2), padding=np.int32(1), groups=np.int64(2))
+    np.testing.assert_allclose(out, conv_loop(x, w, None, 2, 1, 2), rtol=1e-10, atol=1e-10)
+
+
 def test_conv2d_rejects_a_misshaped_bias():
     with pytest.raises(ValueError, match=r"b must have shape \(2,\)"):
         conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 3, 3, 3)), np.zeros(3))

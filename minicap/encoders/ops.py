@@ -15,6 +15,7 @@ folds into the convolution before it (see ``fold_batch_norm``): every conv-BN pa
 of the networks runs as a single convolution with a bias.
 """
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +26,15 @@ from minicap.backend import get_array_module, to_device
 def _check_conv_args(x, w, b, stride, padding, groups):
     if x.ndim != 4:
         raise ValueError(f"conv2d: x must be (N, C, H, W), got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"conv2d: x must be floating point, got {x.dtype}; convert it first, e.g. x.astype(np.float32)")
     if w.ndim != 4:
         raise ValueError(f"conv2d: w must be (F, C // groups, KH, KW), got shape {w.shape}")
-    if not (isinstance(stride, int) and stride >= 1):
+    if not (isinstance(stride, numbers.Integral) and stride >= 1):
         raise ValueError(f"conv2d: stride must be a positive int, got {stride!r}")
-    if not (isinstance(padding, int) and padding >= 0):
+    if not (isinstance(padding, numbers.Integral) and padding >= 0):
         raise ValueError(f"conv2d: padding must be a non-negative int, got {padding!r}")
-    if not (isinstance(groups, int) and groups >= 1):
+    if not (isinstance(groups, numbers.Integral) and groups >= 1):
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     c, f = x.shape[1], w.shape[0]
     if c % groups or f % groups:
