@@ -191,7 +191,8 @@ def generate_scenes(num_scenes, seed, stream=0, chunk=100):
 
     Different streams (one per split) give independent scenes. Work is done
     in chunks of ``chunk`` scenes to bound memory; each chunk has its own
-    generator, so the first k scenes do not depend on ``num_scenes``.
+    generator, so whole chunks do not depend on ``num_scenes`` (the first
+    100 of 1,000 scenes are the 100 scenes).
 
     Returns ``(images, objects)``: uint8 (N, 3, 112, 112), int32 (N, 3, F).
     """

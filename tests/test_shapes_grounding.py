@@ -1,0 +1,98 @@
+"""The pointing game on hand-made attention maps."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minicap.shapes.grounding import grounding_score, pointing_game
+from minicap.shapes.scenes import COLOURS, F, OBJECT_FIELDS, SHAPES, SIZES
+
+
+def make_scene(*objs):
+    """(size, colour, shape, row, col) tuples -> a scene record, boxes inside the cells."""
+    scene = np.zeros((3, len(OBJECT_FIELDS)), dtype=np.int32)
+    for k, (size, colour, shape, row, col) in enumerate(objs):
+        scene[k, [F["present"], F["size"], F["colour"], F["shape"], F["row"], F["col"]]] = (
+            1, SIZES.index(size), COLOURS.index(colour), SHAPES.index(shape), row, col)
+        scene[k, [F["x0"], F["y0"], F["x1"], F["y1"]]] = (col * 28 + 6, row * 28 + 6, col * 28 + 22, row * 28 + 22)
+    return scene
+
+
+SCENE = make_scene(("large", "red", "circle", 0, 0), ("small", "blue", "circle", 2, 3),
+                   ("small", "blue", "square", 3, 1))
+
+
+def peaked(steps, cells, grid=4, peak=0.9):
+    """Attention (1, T, grid, grid): step t peaks on cell cells[t] = (row, col)."""
+    att = np.full((1, steps, grid, grid), (1 - peak) / (grid * grid - 1))
+    for t, (r, c) in enumerate(cells):
+        att[0, t, r, c] = peak
+    return att
+
+
+def test_peak_on_the_named_object_is_a_hit():
+    words = "a large red circle above a blue square".split()
+    cells = [(1, 1)] * 3 + [(0, 0)] + [(1, 1)] * 3 + [(3, 1)]
+    result = pointing_game([words], peaked(8, cells), SCENE[None])
+    assert result == (1.0, 2, 2)
+
+
+def test_peak_elsewhere_is_a_miss():
+    words = "a large red circle above a blue square".split()
+    cells = [(0, 0)] * 3 + [(2, 3)] + [(0, 0)] * 3 + [(3, 2)]  # the wrong circle; the cell next to the square
+    result = pointing_game([words], peaked(8, cells), SCENE[None])
+    assert result == (0.0, 0, 2)
+
+
+def test_only_words_naming_one_object_count():
+    att = peaked(3, [(2, 3)] * 3)
+    assert pointing_game(["a circle"], att, SCENE[None]).eligible == 0  # two circles
+    assert math.isnan(grounding_score(["a circle"], att, SCENE[None]))
+    assert pointing_game(["a blue circle"], att, SCENE[None]) == (1.0, 1, 1)  # colour disambiguates
+    assert pointing_game(["a small circle"], att, SCENE[None]) == (1.0, 1, 1)  # so does size
+    assert pointing_game(["a green circle"], att, SCENE[None]).eligible == 0  # names nothing
+    assert pointing_game(["a triangle"], att, SCENE[None]).eligible == 0
+
+
+def test_words_after_end_are_ignored_and_ids_are_read():
+    idx_to_word = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "red", "circle", "blue", "square"]
+    ids = np.array([[4, 5, 6, 2, 4, 8, 0]])  # "a red circle <END> a square"
+    att = peaked(7, [(0, 0)] * 5 + [(1, 1)] + [(0, 0)])
+    assert pointing_game(ids, att, SCENE[None], idx_to_word) == (1.0, 1, 1)
+    with pytest.raises(ValueError, match="idx_to_word"):
+        pointing_game(ids, att, SCENE[None])
+
+
+def test_device_arrays_are_accepted(xp):
+    idx_to_word = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "red", "circle"]
+    ids = xp.asarray([[4, 5, 6, 2]])
+    att = xp.asarray(peaked(4, [(0, 0)] * 4))
+    assert grounding_score(ids, att, SCENE[None], idx_to_word) == 1.0
+
+
+def test_coarser_and_finer_grids_map_to_pixels():
+    # a 2x2 grid: cell (0, 0) covers pixels 0..56, where the red circle (6..22) is
+    assert pointing_game(["a red circle"], peaked(3, [(0, 0)] * 3, grid=2), SCENE[None]).score == 1.0
+    assert pointing_game(["a red circle"], peaked(3, [(1, 1)] * 3, grid=2), SCENE[None]).score == 0.0
+    # a 7x7 grid (16-pixel cells): cell (1, 1) covers 16..32, overlapping the box 6..22
+    assert pointing_game(["a red circle"], peaked(3, [(1, 1)] * 3, grid=7), SCENE[None]).score == 1.0
+    assert pointing_game(["a red circle"], peaked(3, [(2, 2)] * 3, grid=7), SCENE[None]).score == 0.0
+
+
+def test_scores_average_over_scenes():
+    scenes = np.stack([SCENE, SCENE])
+    att = np.concatenate([peaked(3, [(0, 0)] * 3), peaked(3, [(3, 3)] * 3)])
+    assert pointing_game(["a red circle", "a red circle"], att, scenes) == (0.5, 1, 2)
+
+
+def test_bad_inputs_are_clear_errors():
+    att = peaked(3, [(0, 0)] * 3)
+    with pytest.raises(ValueError, match=r"\(N, T, Hs, Ws\)"):
+        pointing_game(["a red circle"], att[0], SCENE[None])
+    with pytest.raises(ValueError, match="same scenes"):
+        pointing_game(["a red circle", "a red circle"], att, SCENE[None])
+    with pytest.raises(ValueError, match="only 2 steps"):
+        pointing_game(["a red circle"], att[:, :2], SCENE[None])
+    with pytest.raises(ValueError, match="string or a list of words"):
+        pointing_game([[1, 2]], att, SCENE[None])
