@@ -333,7 +333,8 @@ class CaptioningSolver:
         what = "loss" if not np.isfinite(losses[offset]) else "gradient"
         for name, value in self._good_params.items():
             self.model.params[name] = value.copy()
-        where = f"the checkpoint {self.checkpoint_path} (epoch {self.epoch}) was left as it was" if self.checkpoint_path else "no checkpoint was written"
+        saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
+        where = f"the checkpoint {self.checkpoint_path} was left as it was" if saved else "no checkpoint was written"
         raise NonFiniteLossError(
             f"non-finite {what} at iteration {iteration} (epoch {self.epoch + 1}); the model's parameters "
             f"were restored to those after iteration {self._good_iteration} and {where}. Lower the "
@@ -342,7 +343,7 @@ class CaptioningSolver:
         )
 
     def _validation_loss(self):
-        """Mean per-caption-set loss over the validation sample (the model's loss is per batch row)."""
+        """Mean per-caption loss over the validation sample (the model's loss is a mean over its batch)."""
         data, total = self._val_data, 0.0
         count = len(data["val_captions"])
         for start in range(0, count, self.batch_size):
