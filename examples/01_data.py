@@ -19,8 +19,7 @@ import time
 
 import numpy as np
 
-from minicap.data import decode_captions, load_shapes, sample_coco_minibatch
-from minicap.data.minibatch import plot_minibatch
+from minicap.data import decode_captions, load_shapes, plot_minibatch, sample_coco_minibatch
 from minicap.shapes.scenes import COLOURS, SHAPES, SIZES
 
 parser = argparse.ArgumentParser(description="Generate the shapes world and look at a minibatch.")

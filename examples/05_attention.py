@@ -51,7 +51,7 @@ if args.quick:
     settings = dict(wordvec_dim=32, hidden_dim=64, epochs=2, batch_size=50)
 else:
     sizes = dict(num_train=2000, num_val=200, num_test=200)
-    settings = dict(wordvec_dim=128, hidden_dim=256, epochs=15, batch_size=100)
+    settings = dict(wordvec_dim=64, hidden_dim=128, epochs=10, batch_size=50)
 
 data = load_shapes(**sizes, seed=0, spatial=True)
 for split in ("train", "val"):
@@ -71,8 +71,8 @@ model = CaptioningRNN(data["word_to_idx"], input_dim=data["train_features"].shap
                       wordvec_dim=settings["wordvec_dim"], hidden_dim=settings["hidden_dim"],
                       cell_type="attention", seed=0)
 print({name: value.shape for name, value in model.params.items()})
-solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": 5e-3},
-                          lr_decay=0.98, batch_size=settings["batch_size"], num_epochs=settings["epochs"],
+solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-2},
+                          lr_decay=0.9, batch_size=settings["batch_size"], num_epochs=settings["epochs"],
                           print_every=50, grad_clip=5.0, verbose=True, seed=0)
 started = time.perf_counter()
 solver.train()
