@@ -15,14 +15,13 @@ everything they do can be done from Python too.
 """
 
 import json
-import os
 import pathlib
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_open
 from .model import CaptioningRNN
 from .solver import CaptioningSolver
 
@@ -72,19 +71,11 @@ def load_dataset(name, path=None, spatial=False, **options):
 
 
 def write_json(path, obj):
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write JSON atomically (see ``minicap.atomic``); returns the path."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    return pathlib.Path(path)
 
 
 def read_config(run_dir):
