@@ -103,20 +103,30 @@ _ADAM_STATE = {"m": _zeros, "v": _zeros, "t": lambda w: 0}
 
 
 def _adam_step(w, dw, config):
-    """The Adam moment updates and step, shared by adam and adamw."""
+    """The Adam moment updates and step, shared by adam and adamw.
+
+    Every product is formed in one of two scratch arrays with ``out=``, so a step
+    allocates two arrays instead of one per operation; the arithmetic, and its
+    order, is that of the formula in the docstring of ``adam``.
+    """
     xp = get_array_module(w, dw)
     beta1, beta2 = config["beta1"], config["beta2"]
     config["t"] += 1  # incremented first: the bias corrections below use t >= 1
     t = config["t"]
     m, v = config["m"], config["v"]
+    tmp, denom = xp.empty_like(m), xp.empty_like(v)
     m *= beta1
-    m += (1.0 - beta1) * dw
+    m += xp.multiply(1.0 - beta1, dw, out=tmp)
     v *= beta2
-    v += (1.0 - beta2) * dw * dw
+    xp.multiply(1.0 - beta2, dw, out=tmp)
+    v += xp.multiply(tmp, dw, out=tmp)
     # Bias correction folded into the step size (Kingma & Ba, end of section 2), a Python
     # float so that it cannot promote float32 arrays.
     step = config["learning_rate"] * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-    w -= step * m / (xp.sqrt(v) + config["epsilon"])
+    xp.sqrt(v, out=denom)
+    denom += config["epsilon"]
+    xp.multiply(step, m, out=tmp)
+    w -= xp.divide(tmp, denom, out=tmp)
     return w, config
 
 

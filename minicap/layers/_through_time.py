@@ -2,39 +2,63 @@
 
 In a^(t) = x^(t) @ Wx + h^(t-1) @ Wh + b only the h @ Wh term depends on the
 previous step. The input projection of all T steps is therefore one
-(N*T, D) @ (D, .) product before the loop, and since Wx, Wh and b are shared by
+(T*N, D) @ (D, .) product before the loop, and since Wx, Wh and b are shared by
 every step, their gradients are sums over t that become one product each after
 the loop, once the backward has kept every step's pre-activation gradient da^(t)
-in an (N, T, .) buffer. A few large matrix products instead of T small ones are
-what make the sequence functions fast; the loop keeps only what is sequential.
+in a buffer. A few large matrix products instead of T small ones are what make
+the sequence functions fast; the loop keeps only what is sequential.
+
+The sequence functions keep their buffers time-major, (T, N, .), so that the
+slice a loop step reads or writes, ``buf[t]``, is one contiguous (N, .) block:
+matrix products and ``out=`` arguments take it as it is, with no copy. The
+public arrays stay (N, T, .): ``batch_major`` returns a transposed view.
 """
 
 from ..backend import get_array_module
 
 
-def project_inputs(x, Wx, b):
-    """x (N, T, D) @ Wx (D, G) + b (G,) for all steps at once: (N, T, G)."""
-    N, T, D = x.shape
-    return (x.reshape(N * T, D) @ Wx + b).reshape(N, T, Wx.shape[1])
+def time_major(x):
+    """A contiguous (T, N, D) copy of x (N, T, D)."""
+    xp = get_array_module(x)
+    return xp.ascontiguousarray(x.transpose(1, 0, 2))
 
 
-def previous_states(h0, h):
-    """(N, T, H) array whose step t is h^(t-1): h0 followed by h[:, :-1]."""
-    xp = get_array_module(h0, h)
-    return xp.concatenate([h0[:, None, :].astype(h.dtype, copy=False), h[:, :-1]], axis=1)
+def batch_major(buf):
+    """The (N, T, .) view of a time-major buffer (T, N, .); no copy."""
+    return buf.transpose(1, 0, 2)
 
 
-def projection_backward(x, h_prev, da, Wx):
-    """Gradients of the batched projections from the buffer da (N, T, G).
+def project_inputs(x_tm, Wx, b):
+    """x_tm (T, N, D) @ Wx (D, G) + b (G,) for all steps at once: (T, N, G)."""
+    T, N, D = x_tm.shape
+    out = x_tm.reshape(T * N, D) @ Wx
+    out += b
+    return out.reshape(T, N, Wx.shape[1])
 
-    x (N, T, D): the inputs; h_prev (N, T, H): the state each step read.
-    Returns dx (N, T, D), dWx (D, G), dWh (H, G), db (G,).
+
+def states_buffer(xp, h0, T, dtype):
+    """(T + 1, N, H) buffer of hidden states: [0] is h0, [t + 1] will be h^(t).
+
+    Slot t is then both the state step t reads and, after the loop, row block t
+    of the (T*N, H) matrix of previous states that dWh needs: no concatenation.
     """
-    N, T, D = x.shape
+    N, H = h0.shape
+    states = xp.empty((T + 1, N, H), dtype=dtype)
+    states[0] = h0
+    return states
+
+
+def projection_backward(x_tm, h_prev, da, Wx):
+    """Gradients of the batched projections from the time-major buffer da (T, N, G).
+
+    x_tm (T, N, D): the inputs; h_prev (T, N, K): what multiplied Wh at each step.
+    Returns dx (N, T, D) (a view of a time-major array), dWx (D, G), dWh (K, G), db (G,).
+    """
+    T, N, D = x_tm.shape
     G = da.shape[2]
-    da2 = da.reshape(N * T, G)
-    dx = (da2 @ Wx.T).reshape(N, T, D)
-    dWx = x.reshape(N * T, D).T @ da2
-    dWh = h_prev.reshape(N * T, h_prev.shape[2]).T @ da2
+    da2 = da.reshape(T * N, G)
+    dx = (da2 @ Wx.T).reshape(T, N, D)
+    dWx = x_tm.reshape(T * N, D).T @ da2
+    dWh = h_prev.reshape(T * N, h_prev.shape[2]).T @ da2
     db = da2.sum(axis=0)
-    return dx, dWx, dWh, db
+    return batch_major(dx), dWx, dWh, db

@@ -8,7 +8,7 @@ natural "nothing looked at yet" summary, and it is learned through A's projectio
 
 from ..backend import get_array_module
 from ._checks import expect_lstm_weights, expect_shape, shape_of
-from ._through_time import previous_states, project_inputs, projection_backward
+from ._through_time import batch_major, project_inputs, projection_backward, time_major
 from .attention import attend, scores_backward
 from .lstm import cell_backward, cell_forward
 
@@ -25,10 +25,10 @@ def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
     for name, arr in (("prev_h", prev_h), ("prev_c", prev_c), ("attn", attn)):
         expect_shape(name, arr, ("N", "H"), (N, H), match=match)
     xp = get_array_module(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)
-    a = x @ Wx + prev_h @ Wh + attn @ Wattn + b
-    gates = xp.empty_like(a)
-    next_c = xp.empty((N, H), dtype=a.dtype)
-    tanh_c = cell_forward(xp, a, prev_c, gates, next_c)
+    gates = x @ Wx + prev_h @ Wh + attn @ Wattn + b  # pre-activations, turned into gates in place
+    next_c = xp.empty((N, H), dtype=gates.dtype)
+    tanh_c = xp.empty((N, H), dtype=gates.dtype)
+    cell_forward(xp, gates, prev_c, next_c, tanh_c)
     next_h = gates[:, 2 * H : 3 * H] * tanh_c
     return next_h, next_c, (x, prev_h, prev_c, attn, Wx, Wh, Wattn, gates, tanh_c)
 
@@ -40,7 +40,8 @@ def attention_lstm_step_backward(dnext_h, dnext_c, cache):
     x, prev_h, prev_c, attn, Wx, Wh, Wattn, gates, tanh_c = cache
     xp = get_array_module(dnext_h, dnext_c)
     da = xp.empty_like(gates)
-    dprev_c = cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da)
+    dprev_c = xp.empty(prev_c.shape, dtype=gates.dtype)
+    cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c)
     return (da @ Wx.T, da @ Wh.T, dprev_c, da @ Wattn.T,
             x.T @ da, prev_h.T @ da, attn.T @ da, da.sum(axis=0))
 
@@ -50,6 +51,9 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
 
     x: (N, T, D); A: (N, H, Hs, Ws) projected features; Wx: (D, 4H);
     Wh, Wattn: (H, 4H); b: (4H,). Returns h (N, T, H) and a cache.
+
+    prev_h @ Wh + attn @ Wattn is computed as one product [prev_h, attn] @ [Wh; Wattn]:
+    each step writes its query and its context side by side in a (N, 2H) slot.
     """
     D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
     N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
@@ -57,21 +61,25 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
                  match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
     xp = get_array_module(x, A, Wx, Wh, Wattn, b)
     A_flat = A.reshape(N, H, -1)
-    xa = project_inputs(x, Wx, b)
-    gates = xp.empty_like(xa)
-    h = xp.empty((N, T, H), dtype=xa.dtype)
-    c = xp.empty((N, T, H), dtype=xa.dtype)
-    attn = xp.empty((N, T, H), dtype=xa.dtype)
-    weights = xp.empty((N, T, A_flat.shape[2]), dtype=xa.dtype)
-    h0 = A_flat.mean(axis=2)
-    prev_h, prev_c = h0, h0
+    x_tm = time_major(x)
+    gates = project_inputs(x_tm, Wx, b)  # (T, N, 4H): x @ Wx + b now, the gates after the loop
+    W_ha = xp.concatenate([Wh, Wattn]).astype(gates.dtype, copy=False)  # (2H, 4H)
+    h0 = A_flat.mean(axis=2).astype(gates.dtype, copy=False)
+    # ha[t] = [h^(t-1), attn^(t)]; the context half of the last slot stays unused.
+    ha = xp.empty((T + 1, N, 2 * H), dtype=gates.dtype)
+    ha[0, :, :H] = h0
+    cells = xp.empty((T + 1, N, H), dtype=gates.dtype)  # [0] is c0 = h0, [t + 1] is c^(t)
+    cells[0] = h0
+    tanh_c = xp.empty((T, N, H), dtype=gates.dtype)
+    weights = xp.empty((T, N, A_flat.shape[2]), dtype=gates.dtype)
+    recurrent = xp.empty((N, 4 * H), dtype=gates.dtype)
     for t in range(T):
-        attn[:, t], weights[:, t] = attend(xp, prev_h, A_flat)
-        a = xa[:, t] + prev_h @ Wh + attn[:, t] @ Wattn
-        tanh_c = cell_forward(xp, a, prev_c, gates[:, t], c[:, t])
-        prev_h = xp.multiply(gates[:, t, 2 * H : 3 * H], tanh_c, out=h[:, t])
-        prev_c = c[:, t]
-    return h, (x, A, Wx, Wh, Wattn, h0, h, c, gates, attn, weights)
+        ha[t, :, H:], weights[t] = attend(xp, ha[t, :, :H], A_flat)
+        gates[t] += xp.matmul(ha[t], W_ha, out=recurrent)
+        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
+        xp.multiply(gates[t, :, 2 * H : 3 * H], tanh_c[t], out=ha[t + 1, :, :H])
+    h = batch_major(ha[1:, :, :H])
+    return h, (x_tm, A, Wx, W_ha, ha, cells, gates, tanh_c, weights)
 
 
 def attention_backward(dh, cache):
@@ -83,30 +91,29 @@ def attention_backward(dh, cache):
     gradients are kept in buffers and turned into dA by two batched products
     after the loop, like the weight gradients.
     """
-    x, A, Wx, Wh, Wattn, h0, h, c, gates, attn, weights = cache
+    x_tm, A, Wx, W_ha, ha, cells, gates, tanh_c, weights = cache
     xp = get_array_module(dh)
-    N, T, H = h.shape
+    T, N, H = tanh_c.shape
     A_flat = A.reshape(N, H, -1)
-    h_prev = previous_states(h0, h)
-    tanh_c = xp.tanh(c)
-    da = xp.empty_like(gates)
-    dattn = xp.empty_like(attn)
-    dscores = xp.empty_like(weights)
-    dprev_h = xp.zeros((N, H), dtype=h.dtype)
-    dprev_c = xp.zeros((N, H), dtype=h.dtype)
-    for t in reversed(range(T)):
-        prev_c = c[:, t - 1] if t > 0 else h0
-        dprev_c = cell_backward(xp, dh[:, t] + dprev_h, dprev_c, gates[:, t], prev_c, tanh_c[:, t], da[:, t])
-        dattn[:, t] = da[:, t] @ Wattn.T
-        dscores[:, t] = scores_backward(dattn[:, t], A_flat, weights[:, t])
-        # prev_h was both the recurrent input and the attention query.
-        dprev_h = da[:, t] @ Wh.T + (A_flat @ dscores[:, t, :, None])[:, :, 0]
-    dx, dWx, dWh, db = projection_backward(x, h_prev, da, Wx)
     L = A_flat.shape[2]
-    dWattn = attn.reshape(N * T, H).T @ da.reshape(N * T, 4 * H)
+    da = xp.empty_like(gates)
+    dha = xp.empty((T, N, 2 * H), dtype=gates.dtype)  # [d prev_h through Wh, d attn]
+    dscores = xp.empty_like(weights)
+    dprev_h = xp.zeros((N, H), dtype=gates.dtype)
+    dprev_c = xp.zeros((N, H), dtype=gates.dtype)
+    for t in reversed(range(T)):
+        dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
+        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da[t], dprev_c)
+        xp.matmul(da[t], W_ha.T, out=dha[t])
+        dscores[t] = scores_backward(dha[t, :, H:], A_flat, weights[t])
+        # prev_h was both the recurrent input and the attention query.
+        xp.add(dha[t, :, :H], (A_flat @ dscores[t][:, :, None])[:, :, 0], out=dprev_h)
+    dx, dWx, dW_ha, db = projection_backward(x_tm, ha[:-1], da, Wx)
     # Sum over t of the value term dattn_t w_t^T and the key term h_{t-1} dscores_t^T,
     # each one batched (H, T) @ (T, L) product per example.
-    dA = dattn.transpose(0, 2, 1) @ weights + h_prev.transpose(0, 2, 1) @ dscores
+    dattn, h_prev = dha[:, :, H:], ha[:-1, :, :H]
+    dA = dattn.transpose(1, 2, 0) @ weights.transpose(1, 0, 2)
+    dA += h_prev.transpose(1, 2, 0) @ dscores.transpose(1, 0, 2)
     # h0 = c0 = mean over the L locations spreads their gradient evenly.
     dA += ((dprev_h + dprev_c) * (1.0 / L))[:, :, None]
-    return dx, dA.reshape(A.shape), dWx, dWh, dWattn, db
+    return dx, dA.reshape(A.shape), dWx, dW_ha[:H], dW_ha[H:], db

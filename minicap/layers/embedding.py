@@ -25,9 +25,17 @@ def word_embedding_backward(dout, cache):
     dout: (N, T, W). A word repeated in the batch must collect all its
     gradients, which ``dW[x] += dout`` would not do (it keeps one write per
     repeated index); ``scatter_add`` is the unbuffered, accumulating version.
+
+    The scatter runs on the flattened table with one index per element,
+    x * W + column, rather than one per row: NumPy's ``add.at`` has a fast
+    loop for 1-d operands that is about three times faster than its row-wise
+    path, and the sums are the same, added in the same order.
     """
     x, shape, dtype = cache
     xp = get_array_module(dout)
+    V, W = shape
     dW = xp.zeros(shape, dtype=dtype)
-    scatter_add(dW, x.reshape(-1), dout.reshape(-1, shape[1]))
+    # int64 first: x * W overflows small integer id types (uint8, int16).
+    flat_ids = (x.reshape(-1, 1).astype(xp.int64) * W + xp.arange(W)).reshape(-1)
+    scatter_add(dW.reshape(V * W), flat_ids, dout.reshape(-1))
     return dW

@@ -1,6 +1,6 @@
 """The caption loss: softmax cross-entropy at every kept time step."""
 
-from ..backend import get_array_module
+from ..backend import get_array_module, scatter_add
 from ._checks import expect_float, expect_ids_below, expect_int, expect_shape, shape_of
 
 
@@ -28,19 +28,25 @@ def temporal_softmax_loss(x, y, mask):
     rows = x.reshape(N * T, V)
     y_flat = y.reshape(N * T)
     keep = mask.reshape(N * T) != 0
+    # One (N*T, V) buffer serves as the shifted scores, then their exponentials,
+    # then dx: the softmax and its gradient are formed in place.
     # log p_y = s_y - log(sum exp(s)) with s = x - max(x): no exp overflow,
     # and no log(0) when p_y underflows (log of the softmax would give -inf).
-    shifted = rows - rows.max(axis=1, keepdims=True)
-    e = xp.exp(shifted)
+    e = rows - rows.max(axis=1, keepdims=True)
+    s_y = xp.take_along_axis(e, y_flat[:, None], axis=1)[:, 0]
+    xp.exp(e, out=e)
     z = e.sum(axis=1)
-    log_p = xp.take_along_axis(shifted, y_flat[:, None], axis=1)[:, 0] - xp.log(z)
+    log_p = s_y - xp.log(z)
     # where() rather than boolean indexing keeps the shapes static (boolean
     # indexing is data-dependent and syncs on the GPU).
     loss = -xp.where(keep, log_p, 0).sum() / N
 
-    # d(-log p_y)/dx = p - onehot(y); masked rows get 0, every row is scaled by 1/N.
+    # d(-log p_y)/dx = (p - onehot(y)) * scale, scale = 1/N on kept rows and 0 on
+    # masked ones. p * scale = e * (scale / z) is one pass over the buffer; the
+    # one-hot part touches one element per row, so it is a scatter of N*T values
+    # (no index repeats) instead of a (N*T, V) comparison.
+    scale = xp.where(keep, 1.0 / N, 0.0).astype(x.dtype)
     dx = e
-    dx /= z[:, None]
-    dx -= y_flat[:, None] == xp.arange(V)
-    dx *= xp.where(keep, 1.0 / N, 0.0).astype(x.dtype)[:, None]
+    dx *= (scale / z)[:, None]
+    scatter_add(dx.reshape(N * T * V), xp.arange(N * T) * V + y_flat, -scale)
     return xp.asarray(loss, dtype=x.dtype), dx.reshape(N, T, V)

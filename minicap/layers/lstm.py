@@ -8,44 +8,65 @@ The attention LSTM (``attention_lstm.py``) reuses the same cell.
 
 from ..backend import get_array_module
 from ._checks import expect_lstm_weights, expect_shape, shape_of
-from ._through_time import previous_states, project_inputs, projection_backward
+from ._through_time import batch_major, project_inputs, projection_backward, states_buffer, time_major
 
 
-def cell_forward(xp, a, prev_c, gates, next_c):
-    """Gate arithmetic of one step, written into the buffers ``gates`` and ``next_c``.
+def cell_forward(xp, gates, prev_c, next_c, tanh_c):
+    """Gate arithmetic of one step, in place and without temporaries.
 
-    a: (N, 4H) pre-activations; prev_c: (N, H); gates: (N, 4H) receives
-    sigmoid(i, f, o) and tanh(g); next_c: (N, H). Returns tanh(next_c).
+    gates: (N, 4H), holds the pre-activations a on entry and sigmoid(i, f, o),
+    tanh(g) on return; prev_c: (N, H). Writes next_c and tanh_c = tanh(next_c)
+    into the given (N, H) buffers; next_h is then o * tanh_c.
     """
     H = prev_c.shape[1]
-    ifo = gates[:, : 3 * H]
+    ifo, g = gates[:, : 3 * H], gates[:, 3 * H :]
     # sigmoid(z) = (1 + tanh(z / 2)) / 2 cannot overflow (exp(-z) can, for
     # z << 0), and one tanh call covers all three sigmoid gates.
-    xp.tanh(a[:, : 3 * H] * 0.5, out=ifo)
+    ifo *= 0.5
+    xp.tanh(ifo, out=ifo)
     ifo += 1.0
     ifo *= 0.5
-    xp.tanh(a[:, 3 * H :], out=gates[:, 3 * H :])
-    i, f, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 3 * H :]
+    xp.tanh(g, out=g)
+    i, f = gates[:, :H], gates[:, H : 2 * H]
     xp.multiply(f, prev_c, out=next_c)
-    next_c += i * g
-    return xp.tanh(next_c)
+    xp.multiply(i, g, out=tanh_c)  # tanh_c holds i * g until the last line
+    next_c += tanh_c
+    xp.tanh(next_c, out=tanh_c)
 
 
-def cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da):
-    """Backward of ``cell_forward``: writes d(loss)/da into ``da`` (N, 4H), returns dprev_c.
+def cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c):
+    """Backward of ``cell_forward``: writes d(loss)/da into ``da`` (N, 4H) and dprev_c (N, H).
 
     dnext_h, dnext_c, prev_c, tanh_c: (N, H); gates: (N, 4H) as cached.
     With s = sigmoid(z), ds/dz = s (1 - s); with g = tanh(z), dg/dz = 1 - g^2.
+    Every product is formed in place in its slot of ``da``; dprev_c may be the
+    same buffer as dnext_c (the sequence backward reuses one), and doubles as
+    the buffer for dc until its last line.
     """
     H = prev_c.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    # c' reaches the loss directly (dnext_c) and through h' = o * tanh(c').
-    dc = dnext_c + dnext_h * o * (1 - tanh_c * tanh_c)
-    xp.multiply(dc * g, i * (1 - i), out=da[:, :H])
-    xp.multiply(dc * prev_c, f * (1 - f), out=da[:, H : 2 * H])
-    xp.multiply(dnext_h * tanh_c, o * (1 - o), out=da[:, 2 * H : 3 * H])
-    xp.multiply(dc * i, 1 - g * g, out=da[:, 3 * H :])
-    return dc * f
+    da_i, da_f, da_o, da_g = da[:, :H], da[:, H : 2 * H], da[:, 2 * H : 3 * H], da[:, 3 * H :]
+    # c' reaches the loss directly (dnext_c) and through h' = o * tanh(c'):
+    # dc = dnext_c + dnext_h * o * (1 - tanh(c')^2), with da_g as scratch.
+    xp.multiply(tanh_c, tanh_c, out=da_g)
+    xp.subtract(1.0, da_g, out=da_g)
+    da_g *= o
+    da_g *= dnext_h
+    dc = xp.add(dnext_c, da_g, out=dprev_c)
+    # s (1 - s) of the three sigmoid gates in one pass, then each gate's factors.
+    xp.subtract(1.0, gates[:, : 3 * H], out=da[:, : 3 * H])
+    da[:, : 3 * H] *= gates[:, : 3 * H]
+    da_i *= g
+    da_i *= dc
+    da_f *= prev_c
+    da_f *= dc
+    da_o *= tanh_c
+    da_o *= dnext_h
+    xp.multiply(g, g, out=da_g)
+    xp.subtract(1.0, da_g, out=da_g)
+    da_g *= i
+    da_g *= dc
+    dc *= f
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -60,10 +81,10 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=match)
     expect_shape("prev_c", prev_c, ("N", "H"), (N, H), match=match)
     xp = get_array_module(x, prev_h, prev_c, Wx, Wh, b)
-    a = x @ Wx + prev_h @ Wh + b
-    gates = xp.empty_like(a)
-    next_c = xp.empty((N, H), dtype=a.dtype)
-    tanh_c = cell_forward(xp, a, prev_c, gates, next_c)
+    gates = x @ Wx + prev_h @ Wh + b  # pre-activations, turned into gates in place
+    next_c = xp.empty((N, H), dtype=gates.dtype)
+    tanh_c = xp.empty((N, H), dtype=gates.dtype)
+    cell_forward(xp, gates, prev_c, next_c, tanh_c)
     next_h = gates[:, 2 * H : 3 * H] * tanh_c
     return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, gates, tanh_c)
 
@@ -76,7 +97,8 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     x, prev_h, prev_c, Wx, Wh, gates, tanh_c = cache
     xp = get_array_module(dnext_h, dnext_c)
     da = xp.empty_like(gates)
-    dprev_c = cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da)
+    dprev_c = xp.empty(prev_c.shape, dtype=gates.dtype)
+    cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c)
     return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
 
 
@@ -90,17 +112,17 @@ def lstm_forward(x, h0, Wx, Wh, b):
     N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
     expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
     xp = get_array_module(x, h0, Wx, Wh, b)
-    xa = project_inputs(x, Wx, b)
-    gates = xp.empty_like(xa)
-    h = xp.empty((N, T, H), dtype=xa.dtype)
-    c = xp.empty((N, T, H), dtype=xa.dtype)
-    prev_h, prev_c = h0, xp.zeros((N, H), dtype=xa.dtype)
+    x_tm = time_major(x)
+    gates = project_inputs(x_tm, Wx, b)  # (T, N, 4H): x @ Wx + b now, the gates after the loop
+    states = states_buffer(xp, h0, T, gates.dtype)
+    cells = xp.zeros((T + 1, N, H), dtype=gates.dtype)  # [0] is c0 = 0, [t + 1] is c^(t)
+    tanh_c = xp.empty((T, N, H), dtype=gates.dtype)  # kept: the backward needs it at every step
+    recurrent = xp.empty((N, 4 * H), dtype=gates.dtype)
     for t in range(T):
-        tanh_c = cell_forward(xp, xa[:, t] + prev_h @ Wh, prev_c, gates[:, t], c[:, t])
-        prev_h = xp.multiply(gates[:, t, 2 * H : 3 * H], tanh_c, out=h[:, t])
-        prev_c = c[:, t]
-    # tanh(c) is not cached: the backward recomputes it for all steps in one call.
-    return h, (x, h0, Wx, Wh, h, c, gates)
+        gates[t] += xp.matmul(states[t], Wh, out=recurrent)
+        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
+        xp.multiply(gates[t, :, 2 * H : 3 * H], tanh_c[t], out=states[t + 1])
+    return batch_major(states[1:]), (x_tm, Wx, Wh, states, cells, gates, tanh_c)
 
 
 def lstm_backward(dh, cache):
@@ -109,16 +131,15 @@ def lstm_backward(dh, cache):
     dh: (N, T, H), the upstream gradient of every hidden state. No gradient
     flows into c0, which is the constant 0.
     """
-    x, h0, Wx, Wh, h, c, gates = cache
+    x_tm, Wx, Wh, states, cells, gates, tanh_c = cache
     xp = get_array_module(dh)
-    N, T, H = h.shape
-    tanh_c = xp.tanh(c)
+    T, N, H = tanh_c.shape
     da = xp.empty_like(gates)
-    dprev_h = xp.zeros((N, H), dtype=h.dtype)
-    dprev_c = xp.zeros((N, H), dtype=h.dtype)
+    dprev_h = xp.zeros((N, H), dtype=gates.dtype)
+    dprev_c = xp.zeros((N, H), dtype=gates.dtype)
     for t in reversed(range(T)):
-        prev_c = c[:, t - 1] if t > 0 else xp.zeros((N, H), dtype=h.dtype)
-        dprev_c = cell_backward(xp, dh[:, t] + dprev_h, dprev_c, gates[:, t], prev_c, tanh_c[:, t], da[:, t])
-        dprev_h = da[:, t] @ Wh.T
-    dx, dWx, dWh, db = projection_backward(x, previous_states(h0, h), da, Wx)
+        dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
+        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da[t], dprev_c)
+        xp.matmul(da[t], Wh.T, out=dprev_h)
+    dx, dWx, dWh, db = projection_backward(x_tm, states[:-1], da, Wx)
     return dx, dprev_h, dWx, dWh, db

@@ -2,7 +2,7 @@
 
 from ..backend import get_array_module
 from ._checks import expect_rnn_weights, expect_shape, shape_of
-from ._through_time import previous_states, project_inputs, projection_backward
+from ._through_time import batch_major, project_inputs, projection_backward, states_buffer, time_major
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -45,12 +45,15 @@ def rnn_forward(x, h0, Wx, Wh, b):
     """
     N, T, H = _check_sequence(x, h0, Wx, Wh, b)
     xp = get_array_module(x, h0, Wx, Wh, b)
-    a = project_inputs(x, Wx, b)
-    h = xp.empty((N, T, H), dtype=a.dtype)
-    prev_h = h0
+    x_tm = time_major(x)
+    a = project_inputs(x_tm, Wx, b)
+    states = states_buffer(xp, h0, T, a.dtype)
     for t in range(T):
-        prev_h = xp.tanh(a[:, t] + prev_h @ Wh, out=h[:, t])
-    return h, (x, h0, Wx, Wh, h)
+        # h^(t) = tanh(h^(t-1) @ Wh + a[t]), computed in its slot of the state buffer.
+        h = xp.matmul(states[t], Wh, out=states[t + 1])
+        h += a[t]
+        xp.tanh(h, out=h)
+    return batch_major(states[1:]), (x_tm, Wx, Wh, states)
 
 
 def rnn_backward(dh, cache):
@@ -59,13 +62,18 @@ def rnn_backward(dh, cache):
     dh: (N, T, H), the upstream gradient of every hidden state (from the output
     layer only; the gradient that flows back through time is added here).
     """
-    x, h0, Wx, Wh, h = cache
+    x_tm, Wx, Wh, states = cache
     xp = get_array_module(dh)
-    N, T, H = h.shape
-    da = xp.empty_like(h)
-    dprev_h = xp.zeros((N, H), dtype=h.dtype)
+    T, N, H = x_tm.shape[0], states.shape[1], states.shape[2]
+    da = xp.empty((T, N, H), dtype=states.dtype)
+    dprev_h = xp.zeros((N, H), dtype=states.dtype)
     for t in reversed(range(T)):
-        xp.multiply(dh[:, t] + dprev_h, 1 - h[:, t] * h[:, t], out=da[:, t])
-        dprev_h = da[:, t] @ Wh.T
-    dx, dWx, dWh, db = projection_backward(x, previous_states(h0, h), da, Wx)
+        h = states[t + 1]
+        # da = (dh_t + dprev_h) * (1 - h^2), built in da[t] without temporaries.
+        xp.multiply(h, h, out=da[t])
+        xp.subtract(1.0, da[t], out=da[t])
+        dprev_h += dh[:, t]
+        da[t] *= dprev_h
+        xp.matmul(da[t], Wh.T, out=dprev_h)
+    dx, dWx, dWh, db = projection_backward(x_tm, states[:-1], da, Wx)
     return dx, dprev_h, dWx, dWh, db
