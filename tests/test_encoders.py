@@ -96,8 +96,10 @@ def test_full_size_encoders_give_a_4x4_grid_for_112_pixel_images(xp, rng, name, 
     assert out.shape == (2, channels, 4, 4)
     assert out.dtype == np.float32
     assert bool(xp.isfinite(out).all())
-    # Images are encoded independently: one alone gives the same features as in the batch.
-    np.testing.assert_allclose(to_numpy(enc(xp.asarray(images[1:]))), to_numpy(out[1:]), rtol=1e-5, atol=1e-5)
+    # Images are encoded independently: one alone gives the same features as in the batch
+    # (up to float32 rounding: the products are summed in another order).
+    alone = to_numpy(enc(xp.asarray(images[1:])))
+    np.testing.assert_allclose(alone, to_numpy(out[1:]), rtol=0, atol=1e-4 * float(abs(out).max()))
 
 
 def test_wider_mobilenet_widens_the_last_layer_too(rng):

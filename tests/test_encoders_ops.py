@@ -89,15 +89,19 @@ def test_conv2d_backends_agree_and_float32_stays_float32(xp, rng, groups):
 def test_im2col_columns_are_receptive_fields(rng):
     x = rng.standard_normal((2, 4, 5, 6))
     cols = im2col(x, 2, 3, stride=2, groups=2)  # Ho = 2, Wo = 2
-    assert cols.shape == (2, 2, 2 * 2 * 3, 4)
-    # group 1, column (i, j) = (1, 0): channels 2..3, rows 2..3, columns 0..2
-    np.testing.assert_array_equal(cols[1, 1, :, 2], x[1, 2:4, 2:4, 0:3].ravel())
+    assert cols.shape == (2, 2 * 2 * 3, 2 * 2 * 2)
+    # group 1, image 1, output position (i, j) = (1, 0): channels 2..3, rows 2..3, columns 0..2
+    np.testing.assert_array_equal(cols[1, :, 1 * 4 + 1 * 2 + 0], x[1, 2:4, 2:4, 0:3].ravel())
 
 
-def test_im2col_does_not_copy_for_a_pointwise_conv(rng):
-    # 1x1 stride-1 convs are most of the work; their columns are the input itself.
-    x = rng.standard_normal((2, 4, 5, 6))
-    assert np.shares_memory(im2col(x, 1, 1), x)
+def test_pointwise_conv_of_a_conv_output_needs_no_copy(rng):
+    # 1x1 stride-1 convs are most of the work: conv outputs are laid out so that
+    # the next one's columns are the array itself.
+    x = rng.standard_normal((2, 3, 5, 6))
+    y = conv2d(x, rng.standard_normal((4, 3, 3, 3)), padding=1)
+    assert np.shares_memory(im2col(y, 1, 1), y)
+    w = rng.standard_normal((5, 4, 1, 1))
+    np.testing.assert_allclose(conv2d(y, w), conv_loop(y, w, None, 1, 0, 1), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(

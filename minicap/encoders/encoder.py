@@ -66,7 +66,8 @@ class Encoder:
         device = device_of(images)
         if device not in self._networks:
             self._networks[device] = self._networks["cpu"].to(device)
-        return self._networks[device](normalize(images))
+        features = self._networks[device](normalize(images))
+        return get_array_module(features).ascontiguousarray(features)  # the convs leave it channel-major
 
     def __repr__(self):
         return f"Encoder({self.name!r}, out_channels={self.out_channels})"

@@ -61,7 +61,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
         out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * xpad[n, g(f) * C/groups + c, i*stride + p, j*stride + q]
 
     where xpad is x zero-padded by ``padding`` on each side and g(f) = f // (F / groups)
-    is the group of filter f. The result has x's dtype.
+    is the group of filter f. The result has x's dtype; its memory is channel-major
+    (see ``channel_major``), so use ``xp.ascontiguousarray`` where C order matters.
     """
     _check_conv_args(x, w, b, stride, padding, groups)
     xp = get_array_module(x, w, b)
@@ -71,26 +72,48 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
     wo = (wd + 2 * padding - kw) // stride + 1
     w = w.astype(x.dtype, copy=False)
     if padding:
-        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        x = _pad(x, padding)
 
     if groups == c == f:
         out = _depthwise(x, w, stride, ho, wo)
     else:
-        cols = im2col(x, kh, kw, stride, groups)  # (N, G, Cg*KH*KW, Ho*Wo)
-        # (G, F/G, Cg*KH*KW) @ (N, G, Cg*KH*KW, Ho*Wo): one product, batched over N and G.
+        cols = im2col(x, kh, kw, stride, groups)  # (G, Cg*KH*KW, N*Ho*Wo)
+        # One product per group, each over every position of every image at once:
+        # (G, F/G, Cg*KH*KW) @ (G, Cg*KH*KW, N*Ho*Wo) -> (G, F/G, N*Ho*Wo).
         out = xp.matmul(w.reshape(groups, f // groups, cg * kh * kw), cols)
-        out = out.reshape(n, f, ho, wo)
+        out = out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
     if b is not None:
         out += b.astype(out.dtype, copy=False)[:, None, None]
     return out
 
 
-def im2col(x, kh, kw, stride=1, groups=1):
-    """Receptive fields as columns: (N, C, H, W) -> (N, G, C/G * KH * KW, Ho * Wo).
+def channel_major(shape, dtype, xp):
+    """An uninitialised (N, C, H, W) array whose memory is ordered (C, N, H, W).
 
-    x must already be padded; Ho = (H - KH) // stride + 1, likewise Wo. Row
-    (c, p, q) of column (i, j) in group g holds x[n, g * C/G + c, i*stride + p, j*stride + q],
-    matching the memory order of a filter w[f, c, p, q].
+    Every product above wants its columns as (C..., N*H*W), so outputs are laid out
+    that way: a 1x1 convolution of such an array needs no copy at all.
+    """
+    n, c, h, w = shape
+    return xp.empty((c, n, h, w), dtype=dtype).transpose(1, 0, 2, 3)
+
+
+def _pad(x, padding):
+    """x zero-padded by ``padding`` on all four sides of every image, channel-major."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out = channel_major((n, c, h + 2 * padding, w + 2 * padding), x.dtype, xp)
+    out[...] = 0
+    out[:, :, padding : padding + h, padding : padding + w] = x
+    return out
+
+
+def im2col(x, kh, kw, stride=1, groups=1):
+    """Receptive fields as columns: (N, C, H, W) -> (G, C/G * KH * KW, N * Ho * Wo).
+
+    x must already be padded; Ho = (H - KH) // stride + 1, likewise Wo. Row (c, p, q)
+    of column (n, i, j) in group g holds x[n, g * C/G + c, i*stride + p, j*stride + q],
+    matching the memory order of a filter w[f, c, p, q]. A view when x is
+    channel-major and the kernel 1x1 with stride 1; otherwise one copy.
     """
     xp = get_array_module(x)
     n, c, h, wd = x.shape
@@ -98,13 +121,13 @@ def im2col(x, kh, kw, stride=1, groups=1):
     wo = (wd - kw) // stride + 1
     cg = c // groups
     sn, sc, sh, sw = x.strides
-    # A view, no copy: windows[n, g, c, p, q, i, j] = x[n, g*cg + c, i*stride + p, j*stride + q].
+    # A view, no copy: windows[g, c, p, q, n, i, j] = x[n, g*cg + c, i*stride + p, j*stride + q].
     windows = xp.lib.stride_tricks.as_strided(
         x,
-        shape=(n, groups, cg, kh, kw, ho, wo),
-        strides=(sn, cg * sc, sc, sh, sw, stride * sh, stride * sw),
+        shape=(groups, cg, kh, kw, n, ho, wo),
+        strides=(cg * sc, sc, sh, sw, sn, stride * sh, stride * sw),
     )
-    return windows.reshape(n, groups, cg * kh * kw, ho * wo)
+    return windows.reshape(groups, cg * kh * kw, n * ho * wo)
 
 
 def _depthwise(x, w, stride, ho, wo):
@@ -112,8 +135,8 @@ def _depthwise(x, w, stride, ho, wo):
     xp = get_array_module(x, w)
     n, c = x.shape[:2]
     kh, kw = w.shape[2:]
-    out = xp.empty((n, c, ho, wo), dtype=x.dtype)
-    product = xp.empty_like(out)  # reused by every tap: one buffer instead of KH * KW temporaries
+    out = channel_major((n, c, ho, wo), x.dtype, xp)
+    product = channel_major((n, c, ho, wo), x.dtype, xp)  # reused by every tap: one buffer, not KH * KW temporaries
     for p in range(kh):
         for q in range(kw):
             tap = x[:, :, p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride]
