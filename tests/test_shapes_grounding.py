@@ -96,3 +96,17 @@ def test_bad_inputs_are_clear_errors():
         pointing_game(["a red circle"], att[:, :2], SCENE[None])
     with pytest.raises(ValueError, match="string or a list of words"):
         pointing_game([[1, 2]], att, SCENE[None])
+
+
+def test_phrase_span_counts_a_look_anywhere_in_the_noun_phrase():
+    words = "there is a large red circle above a blue square".split()
+    # the circle is looked at on "a" (step 2) only, the square on "blue" (step 8) only
+    cells = [(1, 1)] * 2 + [(0, 0)] + [(1, 1)] * 5 + [(3, 1)] + [(1, 1)]
+    att = peaked(10, cells)
+    assert pointing_game([words], att, SCENE[None]) == (0.0, 0, 2)
+    assert pointing_game([words], att, SCENE[None], span="phrase") == (1.0, 2, 2)
+    # a look before the phrase (step 1, "is") does not count
+    cells = [(1, 1), (0, 0)] + [(1, 1)] * 8
+    assert pointing_game([words], peaked(10, cells), SCENE[None], span="phrase").hits == 0
+    with pytest.raises(ValueError, match="span"):
+        pointing_game([words], att, SCENE[None], span="sentence")

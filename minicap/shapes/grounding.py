@@ -9,6 +9,14 @@ overlaps the object's bounding box. In the shapes world every object lies
 inside one cell of the 4x4 grid, so a hit means the peak is on the object's
 own cell. Words that name no object, or several, are not eligible.
 
+``span="phrase"`` is a looser variant: a hit when the peak of *any* step of
+the noun phrase, from its article ("a", "the") to the shape word, is on the
+object. An attention LSTM whose context only feeds its gates (the EECS 498
+cell) tends to read an object once, at the first step of the phrase that
+describes it, keep what it read in its memory, and look elsewhere while it
+writes the remaining words; the strict score then misses grounding that is
+really there (see docs/shapes.md for measured numbers).
+
 The grounding score is hits / eligible words (NaN when nothing is eligible).
 """
 
@@ -19,6 +27,8 @@ import numpy as np
 
 from minicap.backend import to_numpy
 from minicap.shapes.scenes import COLOURS, F, IMAGE_SIZE, SHAPES, SIZES
+
+SPANS = ("word", "phrase")
 
 Grounding = collections.namedtuple("Grounding", "score hits eligible")
 
@@ -49,8 +59,8 @@ def _words(captions, idx_to_word):
     return [row[: row.index(_END)] if _END in row else row for row in rows]
 
 
-def _named_object(words, t, objs):
-    """The one object the noun phrase ending in shape word ``words[t]`` names, else None."""
+def _noun_phrase(words, t):
+    """(first step, object attributes) of the noun phrase ending in shape word ``words[t]``."""
     shape = SHAPES.index(words[t])
     colour = size = None
     j = t - 1
@@ -59,6 +69,14 @@ def _named_object(words, t, objs):
         j -= 1
     if j >= 0 and words[j] in SIZES:
         size = SIZES.index(words[j])
+        j -= 1
+    start = j if j >= 0 and words[j] in ("a", "the") else j + 1
+    return start, (shape, colour, size)
+
+
+def _named_object(objs, attributes):
+    """The one object with the given (shape, colour, size), None counting as any; else None."""
+    shape, colour, size = attributes
     named = [obj for obj in objs
              if obj[F["shape"]] == shape
              and (colour is None or obj[F["colour"]] == colour)
@@ -75,7 +93,8 @@ def _overlaps(peak, grid_shape, obj, image_size):
     return x0 < obj[F["x1"]] and obj[F["x0"]] < x1 and y0 < obj[F["y1"]] and obj[F["y0"]] < y1
 
 
-def pointing_game(captions, attention, objects, idx_to_word=None, image_size=(IMAGE_SIZE, IMAGE_SIZE)):
+def pointing_game(captions, attention, objects, idx_to_word=None, image_size=(IMAGE_SIZE, IMAGE_SIZE),
+                  span="word"):
     """Score attention maps against the objects their shape words name.
 
     captions: N strings, N word lists, or int ids (N, T) with ``idx_to_word``
@@ -84,9 +103,13 @@ def pointing_game(captions, attention, objects, idx_to_word=None, image_size=(IM
     attention: (N, T, Hs, Ws) weights, NumPy or CuPy; the step that produced
       word t attends with ``attention[n, t]``.
     objects: int array (N, 3, F), the scene records.
+    span: "word" (the peak of the shape word's own step) or "phrase" (the
+      peak of any step from the phrase's article to the shape word).
 
     Returns ``Grounding(score, hits, eligible)``.
     """
+    if span not in SPANS:
+        raise ValueError(f"span must be one of {SPANS}, got {span!r}")
     attention = np.asarray(to_numpy(attention))
     if attention.ndim != 4:
         raise ValueError(f"attention must be (N, T, Hs, Ws), got shape {attention.shape}")
@@ -107,15 +130,18 @@ def pointing_game(captions, attention, objects, idx_to_word=None, image_size=(IM
                 continue
             if t >= steps:
                 raise ValueError(f"a caption has a word at step {t} but attention has only {steps} steps")
-            obj = _named_object(row, t, objs)
+            start, attributes = _noun_phrase(row, t)
+            obj = _named_object(objs, attributes)
             if obj is None:
                 continue
             eligible += 1
-            hits += _overlaps(peak[t], (rows, cols), obj, image_size)
+            steps_looked = range(start if span == "phrase" else t, t + 1)
+            hits += any(_overlaps(peak[k], (rows, cols), obj, image_size) for k in steps_looked)
     score = hits / eligible if eligible else math.nan
     return Grounding(score, hits, eligible)
 
 
-def grounding_score(captions, attention, objects, idx_to_word=None, image_size=(IMAGE_SIZE, IMAGE_SIZE)):
+def grounding_score(captions, attention, objects, idx_to_word=None, image_size=(IMAGE_SIZE, IMAGE_SIZE),
+                    span="word"):
     """The fraction of eligible shape words whose attention peak is on their object (see ``pointing_game``)."""
-    return pointing_game(captions, attention, objects, idx_to_word, image_size).score
+    return pointing_game(captions, attention, objects, idx_to_word, image_size, span).score
