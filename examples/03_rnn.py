@@ -46,7 +46,7 @@ if args.quick:
     settings = dict(wordvec_dim=32, hidden_dim=64, epochs=2, batch_size=50)
 else:
     sizes = dict(num_train=2000, num_val=200, num_test=200)
-    settings = dict(wordvec_dim=128, hidden_dim=256, epochs=15, batch_size=100)
+    settings = dict(wordvec_dim=64, hidden_dim=128, epochs=10, batch_size=50)
 
 data = load_shapes(**sizes, seed=0, spatial=False)
 for split in ("train", "val"):

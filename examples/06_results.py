@@ -132,7 +132,9 @@ for image, text in zip(test_images[:4], beam_texts[:4]):
 #
 # For the beam captions of a few test images: each panel is the attention map of the step that
 # wrote the word, over the image. A well-grounded model looks at the object whose colour and
-# shape it is naming, and spreads its attention on function words like "a" and "the".
+# shape it is naming. Compare the panels with the grounding score above: a low score with
+# correct captions means the model found its object at another step (often the first word)
+# and remembered it.
 
 # %%
 for k in range(min(3, len(test_images))):
