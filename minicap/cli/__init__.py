@@ -15,8 +15,9 @@ from . import caption, data, demo, evaluate, features, train, visualize
 COMMANDS = (demo, data, features, train, evaluate, caption, visualize)
 
 # What counts as the user's mistake rather than a bug in minicap: bad values,
-# missing or unreadable files, a device that is not there.
-USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
+# missing or unreadable files, a device that is not there, a run that diverged
+# (NonFiniteLossError is a FloatingPointError: lower the learning rate).
+USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError)
 
 
 def build_parser():
