@@ -99,8 +99,10 @@ for name, ids, attention, seconds in (("greedy", greedy_ids, greedy_attention, g
     texts = decode_captions(ids, data["idx_to_word"])
     scores = evaluate(test_refs, dict(zip(test_images, texts)))
     scores["truth"] = truth_score(texts, objects)
-    grounding = pointing_game(ids, attention, objects, data["idx_to_word"])
-    scores["grounding"] = grounding.score if grounding.eligible else None  # None: no shape word to score
+    for span in ("word", "phrase"):
+        grounding = pointing_game(ids, attention, objects, data["idx_to_word"], span=span)
+        # None: no shape word to score
+        scores["grounding" if span == "word" else "grounding_phrase"] = grounding.score if grounding.eligible else None
     scores["seconds"] = seconds
     results[name] = scores
     print(f"{name:>6s}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None))
