@@ -3,10 +3,13 @@
 Forward only, on NumPy or CuPy alike: every function takes its array module from
 its inputs. Images and feature maps are NCHW: (N, C, H, W), with F output channels.
 
-A convolution is one matrix product. ``im2col`` lays every receptive field out as
-a column (a strided *view* of the padded input, copied once by ``reshape``), and
-the filters, flattened to rows, multiply those columns. Grouped convolutions are
-the same product batched over groups. Depthwise convolutions (one filter per
+A convolution is one matrix product. ``im2col`` lays every receptive field of
+every image out as a column (a strided *view* of the padded input, copied at most
+once by ``reshape``), and the filters, flattened to rows, multiply those columns:
+one large product for the whole batch rather than one small one per image.
+Grouped convolutions are the same product batched over groups. Outputs are
+stored channel-major, (C, N, H, W) in memory while indexed (N, C, H, W), which is
+the column layout the next product wants. Depthwise convolutions (one filter per
 channel) would be thousands of tiny products, so they take a direct path instead:
 one multiply-add over the whole tensor per kernel tap.
 
