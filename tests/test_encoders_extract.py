@@ -44,6 +44,19 @@ def test_progress_bar_counts_images(encoder, images, capsys):
     assert "3/3" in err and "img" in err
 
 
+def test_shallower_network_gives_a_finer_grid(images):
+    # The fixture RegNet's first three stages (its fourth is ignored): stride 16,
+    # so 72x50 images give a 5x4 grid.
+    from minicap.encoders.regnet import RegNetConfig
+
+    config = RegNetConfig(stem_width=8, widths=(8, 16, 24), depths=(1, 2, 2), group_width=8)
+    shallow = load_encoder("regnet_x_400mf", weights=FIXTURES / "regnet_x_small.pth", config=config)
+    assert shallow.stride == 16
+    spatial, pooled = extract_features(images, shallow, batch_size=2, progress=False)
+    assert spatial.shape == (3, 24, 5, 4) and pooled.shape == (3, 24)
+    np.testing.assert_allclose(spatial, shallow(images), rtol=1e-5, atol=1e-6)
+
+
 def test_no_images_gives_empty_arrays(encoder):
     spatial, pooled = extract_features(np.zeros((0, 3, 64, 64), np.uint8), encoder, progress=False)
     assert spatial.shape == (0, 32, 2, 2) and pooled.shape == (0, 32)

@@ -49,16 +49,16 @@ def normalize(images):
 class Encoder:
     """A pretrained CNN trunk: ``enc(images)`` maps uint8 (N, 3, H, W) to float32 (N, C, ceil(H/32), ceil(W/32)).
 
-    C is ``enc.out_channels`` (1280 for mobilenet_v2, 400 for regnet_x_400mf). The
+    C is ``enc.out_channels`` (1280 for mobilenet_v2, 400 for regnet_x_400mf) and 32
+    is ``enc.stride`` (smaller for reduced networks with fewer strided stages). The
     output is on the images' backend. The mean over the last two axes is the
     pooled (N, C) image feature.
     """
 
-    stride = 32
-
     def __init__(self, name, network):
         self.name = name
         self.out_channels = network.out_channels
+        self.stride = network.stride  # 32 for the published networks
         self._networks = {"cpu": network}  # per device, copied on first use
 
     def __call__(self, images):

@@ -24,7 +24,7 @@ def extract_features(images, encoder, batch_size=64, device="cpu", progress=True
 
     images: uint8 (N, 3, H, W), NumPy or CuPy. encoder: an ``Encoder`` (C channels).
     Returns NumPy float32 ``(spatial, pooled)``: (N, C, Hs, Ws) with Hs = ceil(H/32),
-    Ws = ceil(W/32), and (N, C), pooled[n, c] = mean over (i, j) of spatial[n, c, i, j].
+    Ws = ceil(W/32) (32 = ``encoder.stride``), and (N, C), pooled[n, c] = mean over (i, j) of spatial[n, c, i, j].
     ``progress`` shows a tqdm bar counting images.
     """
     check_device(device)

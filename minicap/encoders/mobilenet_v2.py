@@ -19,6 +19,8 @@ only widens that one for width_mult > 1); a shorter ``setting`` gives the small
 networks the tests use.
 """
 
+import math
+
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
 # The paper's Table 2 (and torchvision's default): per stage, expansion t, output
@@ -83,6 +85,7 @@ class InvertedResidual:
 
     def __init__(self, expand, depthwise, project, residual):
         self.expand, self.depthwise, self.project, self.residual = expand, depthwise, project, residual
+        self.stride = depthwise.stride
 
     def __call__(self, x):
         y = x if self.expand is None else self.expand(x)
@@ -102,6 +105,7 @@ class MobileNetV2:
     def __init__(self, layers):
         self.layers = layers
         self.out_channels = layers[-1].weight.shape[0]
+        self.stride = math.prod(layer.stride for layer in layers)  # 32 unless ``setting`` changes it
 
     @classmethod
     def from_state_dict(cls, state, width_mult=1.0, setting=DEFAULT_SETTING):

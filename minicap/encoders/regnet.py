@@ -16,6 +16,7 @@ Every conv has a batch norm after it, folded in at load time. The stride is 32
 overall: (N, 3, H, W) -> (N, 400, ceil(H/32), ceil(W/32)) for 400MF.
 """
 
+import math
 from dataclasses import dataclass
 
 from minicap.encoders.ops import relu
@@ -71,6 +72,7 @@ class ResBottleneck:
 
     def __init__(self, proj, a, b, c):
         self.proj, self.a, self.b, self.c = proj, a, b, c
+        self.stride = b.stride
 
     def __call__(self, x):
         y = self.c(self.b(self.a(x)))
@@ -88,6 +90,7 @@ class RegNetX:
     def __init__(self, layers):
         self.layers = layers
         self.out_channels = layers[-1].c.weight.shape[0]
+        self.stride = math.prod(layer.stride for layer in layers)  # 2 ** (1 + number of stages)
 
     @classmethod
     def from_state_dict(cls, state, config=REGNET_X_400MF):
