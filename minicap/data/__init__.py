@@ -7,7 +7,7 @@
 - ``build_vocab``, ``encode_captions``, ``decode_captions``: the vocabulary
 - ``sample_coco_minibatch``: a random minibatch of (captions, features, images or urls)
 - ``plot_minibatch``: a grid of images with their captions, as a PNG
-- ``download``, ``download_dataset``: resumable, checksummed, atomic downloads
+- ``download_dataset``: resumable, checksummed, atomic downloads (``minicap.data.download``)
 
 Names are imported on first use so that ``import minicap.data`` stays cheap.
 """
@@ -24,7 +24,6 @@ _LAZY = {
     "decode_captions": "minicap.data.vocab",
     "sample_coco_minibatch": "minicap.data.minibatch",
     "plot_minibatch": "minicap.data.minibatch",
-    "download": "minicap.data.download",
     "download_dataset": "minicap.data.download",
 }
 
