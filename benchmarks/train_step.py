@@ -5,18 +5,25 @@ the shapes of a realistic COCO run (N=128, T=16, D=512, W=256, H=512, V=1004,
 float32; the attention cell over a 4x4 grid of D=512 features).
 
 Each measurement runs in its own process, alternating minicap and PyTorch
-(A B A B ...), and the script prints medians and the ratio minicap / PyTorch
-(below 1 means minicap is faster). Run by hand, not as a test:
+(A B A B ...); the script prints medians, the ratio minicap / PyTorch (below 1
+means minicap is faster), the achieved GFLOP/s against the float32
+matrix-multiply peak measured in the same run, and each process's peak memory.
+Run by hand, not as a test:
 
-    python benchmarks/train_step.py                 # all cells, 3 rounds
-    python benchmarks/train_step.py --cells lstm --rounds 5 --steps 10
+    python benchmarks/train_step.py                          # all cells, 3 rounds
+    python benchmarks/train_step.py --cells lstm --rounds 5 --steps 10 --threads 1
+    python benchmarks/train_step.py --device cuda            # CuPy vs PyTorch CUDA
 
-PyTorch is optional: without it only minicap's times are printed.
+PyTorch is optional: without it only minicap's times are printed. With
+``--device cuda`` both sides are timed on the GPU (CuPy through
+``cupyx.profiler.benchmark``, PyTorch with CUDA events).
 """
 
 import argparse
 import json
 import math
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,34 +32,63 @@ import time
 SHAPES = dict(N=128, T=16, D=512, W=256, H=512, V=1004, grid=4)
 
 
-def minicap_step_times(cell, steps, threads):
+def step_flops(cell, N, T, D, W, H, V, grid=4):
+    """Multiply-adds x 2 of the matrix products in one training step (estimate).
+
+    The backward of every product costs two products of the same size (one for
+    each operand's gradient), so a step is three times the forward's products,
+    less the gradient of the features, which no one needs.
+    """
+    G = 1 if cell == "rnn" else 4
+    L = grid * grid if cell == "attention" else 1
+    proj = 2 * N * L * D * H
+    fwd = proj + 2 * N * T * (W * G * H + H * G * H + H * V)
+    if cell == "attention":
+        fwd += 2 * N * T * (H * 4 * H + 2 * L * H)  # attn @ Wattn, scores and context
+    return 3 * fwd - proj
+
+
+def _vocab(V):
+    return {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, V)}}
+
+
+def minicap_step_times(cell, steps, shapes, device="cpu"):
     import numpy as np
 
     from minicap import CaptioningRNN, optim
+    from minicap.backend import to_device
 
-    s = SHAPES
+    s = shapes
     rng = np.random.default_rng(0)
-    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, s["V"])}}
-    model = CaptioningRNN(vocab, input_dim=s["D"], wordvec_dim=s["W"], hidden_dim=s["H"], cell_type=cell)
+    model = CaptioningRNN(_vocab(s["V"]), input_dim=s["D"], wordvec_dim=s["W"], hidden_dim=s["H"],
+                          cell_type=cell).to(device)
     shape = (s["N"], s["D"]) + ((s["grid"], s["grid"]) if cell == "attention" else ())
-    features = rng.standard_normal(shape).astype(np.float32)
-    captions = rng.integers(3, s["V"], size=(s["N"], s["T"] + 1))
+    features = to_device(rng.standard_normal(shape).astype(np.float32), device)
+    captions = to_device(rng.integers(3, s["V"], size=(s["N"], s["T"] + 1)), device)
     configs = {k: {} for k in model.params}
-    times = []
-    for _ in range(steps + 2):  # two warm-up steps
-        start = time.perf_counter()
+
+    def step():
         _, grads = model.loss(features, captions)
         for k, w in model.params.items():
             model.params[k], configs[k] = optim.adam(w, grads[k], configs[k])
+
+    if device == "cuda":
+        from cupyx.profiler import benchmark
+
+        result = benchmark(step, n_repeat=steps, n_warmup=2)
+        return [float(t) for t in result.gpu_times[0]]
+    times = []
+    for _ in range(steps + 2):  # two warm-up steps
+        start = time.perf_counter()
+        step()
         times.append(time.perf_counter() - start)
     return times[2:]
 
 
-def torch_step_times(cell, steps, threads):
+def torch_step_times(cell, steps, shapes, device="cpu"):
     import torch
 
-    torch.set_num_threads(threads)
-    s = SHAPES
+    s = shapes
     N, T, D, W, H, V = (s[k] for k in "NTDWHV")
     g = torch.Generator().manual_seed(0)
     embed = torch.nn.Embedding(V, W)
@@ -70,11 +106,13 @@ def torch_step_times(cell, steps, threads):
         cell_h = torch.nn.Linear(H, 4 * H, bias=False)
         cell_a = torch.nn.Linear(H, 4 * H, bias=False)
         modules += [cell_x, cell_h, cell_a]
+    for m in modules:
+        m.to(device)
     params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3)
     shape = (N, D) + ((s["grid"], s["grid"]) if cell == "attention" else ())
-    features = torch.randn(shape, generator=g)
-    captions = torch.randint(3, V, (N, T + 1), generator=g)
+    features = torch.randn(shape, generator=g).to(device)
+    captions = torch.randint(3, V, (N, T + 1), generator=g).to(device)
 
     def loss_fn():
         x = embed(captions[:, :-1])
@@ -102,33 +140,95 @@ def torch_step_times(cell, steps, threads):
         nll = torch.nn.functional.cross_entropy(scores.reshape(-1, V), targets.reshape(-1), reduction="none")
         return (nll * mask.reshape(-1)).sum() / N
 
-    times = []
-    for _ in range(steps + 2):
-        start = time.perf_counter()
+    def step():
         opt.zero_grad(set_to_none=True)
         loss_fn().backward()
         opt.step()
-        times.append(time.perf_counter() - start)
+
+    times = []
+    for i in range(steps + 2):
+        if device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
     return times[2:]
 
 
+def matmul_peak(impl, device="cpu", n=2048, repeats=5):
+    """Best float32 (n, n) @ (n, n) rate in GFLOP/s with this process's threads."""
+    if impl == "torch":
+        import torch
+
+        a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+        mm = (lambda: (a @ b, torch.cuda.synchronize())) if device == "cuda" else (lambda: a @ b)
+    else:
+        import numpy as np
+
+        from minicap.backend import to_device
+
+        a = to_device(np.random.default_rng(0).random((n, n), dtype=np.float32), device)
+        b = a.T.copy()
+        if device == "cuda":
+            import cupy
+
+            mm = lambda: (a @ b, cupy.cuda.Device().synchronize())  # noqa: E731
+        else:
+            mm = lambda: a @ b  # noqa: E731
+    mm()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mm()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def blas_info():
+    """Which BLAS and kernel NumPy runs (threadpoolctl), as one short string."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
+                     f"threads={i.get('num_threads')}" for i in threadpool_info())
+
+
 def child(args):
-    import os
+    shapes = json.loads(args.shapes)
+    if args.impl == "torch":
+        import torch
 
-    fn = minicap_step_times if args.impl == "minicap" else torch_step_times
-    times = fn(args.cell, args.steps, args.threads)
-    print(json.dumps({"median": statistics.median(times), "pid": os.getpid()}))
+        torch.set_num_threads(args.threads)
+    if args.what == "peak":
+        result = {"gflops": matmul_peak(args.impl, args.device)}
+        if args.impl == "minicap":
+            result["blas"] = blas_info()
+    else:
+        fn = minicap_step_times if args.impl == "minicap" else torch_step_times
+        result = {"median": statistics.median(fn(args.what, args.steps, shapes, args.device))}
+    # ru_maxrss is in KiB on Linux: the process's peak resident memory.
+    result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
 
 
-def measure(impl, cell, steps, threads):
-    env_threads = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    import os
-
-    cmd = [sys.executable, __file__, "--child", impl, "--cells", cell, "--steps", str(steps), "--threads", str(threads)]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env_threads})
+def run_child(impl, what, args, shapes=SHAPES):
+    """Run one measurement in a fresh process with the thread count pinned."""
+    env = {**os.environ, **{k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                              "MKL_NUM_THREADS")}}
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, "--what", what, "--steps", str(args.steps),
+           "--threads", str(args.threads), "--device", args.device, "--shapes", json.dumps(shapes)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        return None, result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"
-    return json.loads(result.stdout.strip().splitlines()[-1])["median"], None
+        lines = result.stderr.strip().splitlines()
+        return None, lines[-1] if lines else "failed"
+    return json.loads(result.stdout.strip().splitlines()[-1]), None
 
 
 def main():
@@ -137,31 +237,49 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="A B pairs per cell")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per process")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", choices=("minicap", "torch"), dest="impl")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--child", choices=("minicap", "torch"), dest="impl", help=argparse.SUPPRESS)
+    parser.add_argument("--what", help=argparse.SUPPRESS)
+    parser.add_argument("--shapes", default=json.dumps(SHAPES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.impl:
-        args.cell = args.cells
         return child(args)
-    print(f"shapes {SHAPES}, float32, {args.threads} threads, {args.rounds} alternated rounds x {args.steps} steps")
-    print(f"{'cell':10s} {'minicap ms':>11s} {'torch ms':>9s} {'ratio':>6s}")
+
+    peaks = {}
+    for impl in ("minicap", "torch"):
+        result, err = run_child(impl, "peak", args)
+        peaks[impl] = result
+        if result:
+            extra = f" ({result['blas']})" if "blas" in result else ""
+            print(f"{impl} float32 matmul peak: {result['gflops']:.1f} GFLOP/s{extra}")
+    print(f"shapes {SHAPES}, float32, {args.device}, {args.threads} threads, "
+          f"{args.rounds} alternated rounds x {args.steps} steps, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'cell':10s} {'minicap ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s ours/torch':>19s} "
+          f"{'maxrss MB ours/torch':>21s}")
     for cell in args.cells.split(","):
-        ours, theirs, note = [], [], ""
+        ours, theirs, rss, note = [], [], {"minicap": [], "torch": []}, ""
         for _ in range(args.rounds):
-            t, err = measure("minicap", cell, args.steps, args.threads)
+            result, err = run_child("minicap", cell, args)
             if err:
                 sys.exit(f"minicap failed: {err}")
-            ours.append(t)
-            t, err = measure("torch", cell, args.steps, args.threads)
+            ours.append(result["median"])
+            rss["minicap"].append(result["maxrss_mb"])
+            result, err = run_child("torch", cell, args)
             if err:
                 note = f"(torch: {err})"
             else:
-                theirs.append(t)
-        a = statistics.median(ours) * 1e3
+                theirs.append(result["median"])
+                rss["torch"].append(result["maxrss_mb"])
+        flops = step_flops(cell, **SHAPES)
+        a = statistics.median(ours)
         if theirs:
-            b = statistics.median(theirs) * 1e3
-            print(f"{cell:10s} {a:11.1f} {b:9.1f} {a / b:6.2f}")
+            b = statistics.median(theirs)
+            print(f"{cell:10s} {a * 1e3:11.1f} {b * 1e3:9.1f} {a / b:6.2f} {flops / a / 1e9:9.1f} /{flops / b / 1e9:6.1f}"
+                  f"   {max(rss['minicap']):9.0f} /{max(rss['torch']):6.0f}")
         else:
-            print(f"{cell:10s} {a:11.1f} {'-':>9s} {'-':>6s} {note}")
+            print(f"{cell:10s} {a * 1e3:11.1f} {'-':>9s} {'-':>6s} {flops / a / 1e9:9.1f} /     -"
+                  f"   {max(rss['minicap']):9.0f} /     - {note}")
+        print(f"{'':10s} rounds ms: minicap {[round(t * 1e3) for t in ours]} torch {[round(t * 1e3) for t in theirs]}")
 
 
 if __name__ == "__main__":
