@@ -14,14 +14,14 @@ back until the training loop reaches a point where its state is consistent.
 """
 
 import json
-import os
 import pathlib
 import signal
-import tempfile
 import threading
 import zipfile
 
 import numpy as np
+
+from .atomic import atomic_open
 
 __all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state"]
 
@@ -46,17 +46,8 @@ def save_npz_atomic(path, arrays):
                 f"checkpoint entry {key!r} must be a NumPy array of numbers or strings, "
                 f"got {type(value).__name__}" + (f" of dtype {value.dtype}" if isinstance(value, np.ndarray) else "")
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not land before the data does
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

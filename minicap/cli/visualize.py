@@ -6,7 +6,7 @@ import pathlib
 
 import numpy as np
 
-from .. import figures, runs
+from .. import runs
 from ..evaluation import evaluate_model
 from ._common import add_device, resolve_device
 

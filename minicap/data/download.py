@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
+from minicap.atomic import atomic_open
 from minicap.data.cache import cache_dir
 from minicap.data.errors import DataError
 
@@ -87,15 +88,8 @@ def _record(url, size, sha256):
     path = checksum_file()
     records = _read_records()
     records[url] = {"size": size, "sha256": sha256}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(records, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path, "w") as f:
+        json.dump(records, f, indent=2, sort_keys=True)
 
 
 def _sha256_of(path):

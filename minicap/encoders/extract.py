@@ -8,13 +8,12 @@ to an ``.npz`` atomically; ``load_image`` reads a JPEG/PNG for captioning.
 """
 
 import math
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from minicap.atomic import atomic_open
 from minicap.backend import check_device, to_device, to_numpy
 from minicap.encoders.encoder import check_images
 
@@ -58,15 +57,8 @@ def save_features(path, features, encoder_name):
     for key, value in features.items():
         if not isinstance(value, np.ndarray):
             raise TypeError(f"feature {key!r} must be a NumPy array (use minicap.backend.to_numpy), got {type(value).__name__}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, encoder=np.asarray(encoder_name), **features)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path) as f:
+        np.savez(f, encoder=np.asarray(encoder_name), **features)
     return path
 
 

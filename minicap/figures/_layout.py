@@ -18,11 +18,11 @@ are fractions from the bottom-left, and ``place_axes``/``add_text`` convert.
 """
 
 import numbers
-import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from minicap.atomic import atomic_open
 
 DPI = 128
 FONT_SIZE = 8  # points; captions and lists
@@ -180,14 +180,9 @@ def save_png(fig, path):
     same folder first and is renamed over ``path``, so a crash never leaves a
     half-written PNG behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".png.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path) as f:
             fig.savefig(f, format="png", dpi=DPI, facecolor=fig.get_facecolor())
-        os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         fig.clear()
     return path
