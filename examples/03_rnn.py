@@ -11,7 +11,6 @@
 
 # %%
 import argparse
-import json
 import logging
 import pathlib
 import time
@@ -19,10 +18,10 @@ import time
 import numpy as np
 
 from minicap import CaptioningRNN, CaptioningSolver
-from minicap.data import decode_captions, load_shapes
+from minicap.data import load_shapes
+from minicap.evaluation import evaluate_model
 from minicap.figures import plot_caption_comparison, plot_loss_curves
-from minicap.metrics import evaluate
-from minicap.shapes.truth import truth_score
+from minicap.runs import write_json
 
 parser = argparse.ArgumentParser(description="Train a vanilla RNN captioner on the shapes world.")
 parser.add_argument("--quick", action="store_true", help="tiny data and a few iterations (CI)")
@@ -84,28 +83,19 @@ plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_hist
 #
 # Greedy sampling writes the most likely word at each step. Compare a few generated captions
 # with the references, on images the model trained on and on images it never saw.
+# `evaluate_model(..., beam_size=1)` does the sampling (greedy decoding) and collects each
+# image's references; `max_images` keeps it to the first few images of the split.
 
 # %%
-def references(data, split):
-    """Image index -> its reference captions as strings."""
-    refs = {}
-    for row, image in zip(decode_captions(data[f"{split}_captions"], data["idx_to_word"]), data[f"{split}_image_idxs"]):
-        refs.setdefault(int(image), []).append(row)
-    return refs
-
-
-def caption_block(split, count):
-    refs = references(data, split)
-    images = sorted(refs)[:count]
-    generated = decode_captions(model.sample(data[f"{split}_features"][images]), data["idx_to_word"])
-    for image, caption in zip(images, generated):
-        print(f"{split} #{image}: {caption!r}\n    e.g. {refs[image][0]!r}")
-    return data[f"{split}_images"][images], generated, [refs[i][:3] for i in images], [f"{split} #{i}" for i in images]
-
-
-train_block = caption_block("train", 4)
-val_block = caption_block("val", 4)
-plot_caption_comparison(train_block, val_block, out_dir / "captions.png", labels=("train", "validation"))
+blocks = []
+for split in ("train", "val"):
+    shown = evaluate_model(model, data, split, beam_size=1, max_images=4)
+    images = list(shown.references)
+    for image, caption in zip(images, shown.captions):
+        print(f"{split} #{image}: {caption!r}\n    e.g. {shown.references[image][0]!r}")
+    blocks.append((data[f"{split}_images"][images], shown.captions,
+                   [shown.references[i][:3] for i in images], [f"{split} #{i}" for i in images]))
+plot_caption_comparison(*blocks, out_dir / "captions.png", labels=("train", "validation"))
 
 # %% [markdown]
 # ## Metrics
@@ -115,17 +105,14 @@ plot_caption_comparison(train_block, val_block, out_dir / "captions.png", labels
 # models score far higher than on COCO. The shapes world also knows the truth: `truth` is the
 # fraction of captions that parse with the scene grammar and state nothing false about their
 # scene. Overlap with the references can be high while truth stays low: a caption with the
-# right words in a plausible order can still name the wrong colour.
+# right words in a plausible order can still name the wrong colour. `evaluate_model` computes
+# all of them over the whole validation split.
 
 # %%
-val_refs = references(data, "val")
-val_images = sorted(val_refs)
-val_generated = decode_captions(model.sample(data["val_features"][val_images]), data["idx_to_word"])
-metrics = evaluate(val_refs, dict(zip(val_images, val_generated)))
-metrics["truth"] = truth_score(val_generated, data["val_objects"][val_images])
-print("validation, greedy: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-metrics.update(final_train_loss=float(np.mean(last_epoch)), final_val_loss=solver.val_loss_history[-1],
+result = evaluate_model(model, data, "val", beam_size=1)
+print("validation, greedy: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if isinstance(v, float)))
+metrics = dict(result.metrics, final_train_loss=float(np.mean(last_epoch)), final_val_loss=solver.val_loss_history[-1],
                seconds=seconds, iterations=solver.iteration)
-(out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+write_json(out_dir / "metrics.json", metrics)
 model.save(out_dir / "model.npz")
 print(f"wrote {out_dir}/")

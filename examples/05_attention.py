@@ -14,7 +14,6 @@
 
 # %%
 import argparse
-import json
 import logging
 import pathlib
 import time
@@ -22,11 +21,12 @@ import time
 import numpy as np
 
 from minicap import CaptioningRNN, CaptioningSolver
-from minicap.data import decode_captions, load_shapes
+from minicap.data import load_shapes
+from minicap.demo import DEMO_CONFIG, QUICK_CONFIG
+from minicap.evaluation import evaluate_model
 from minicap.figures import plot_attention, plot_caption_comparison, plot_loss_curves
-from minicap.metrics import evaluate
+from minicap.runs import write_json
 from minicap.shapes.grounding import pointing_game
-from minicap.shapes.truth import truth_score
 
 parser = argparse.ArgumentParser(description="Train an attention LSTM captioner on the shapes world.")
 parser.add_argument("--quick", action="store_true", help="tiny data and a few iterations (CI)")
@@ -44,14 +44,16 @@ logging.basicConfig(level=logging.INFO, format="%(message)s")  # the solver logs
 # coverage) each cell carries one-hot row and column channels, so the model can tell *where* it
 # is looking, which it needs for words like "top left corner". The cache is shared with 03 and
 # 04: only the layout of the features differs.
+#
+# The training settings are not chosen here: they are `minicap.demo.DEMO_CONFIG`, the tuned
+# numbers of the main job (`minicap demo`), so this notebook and the demo train the same model
+# (`QUICK_CONFIG`, the demo's own quick variant, with `--quick`). They differ from the settings
+# of 03 and 04; print `config` to see them.
 
 # %%
-if args.quick:
-    sizes = dict(num_train=60, num_val=20, num_test=20)
-    settings = dict(wordvec_dim=32, hidden_dim=64, epochs=2, batch_size=50)
-else:
-    sizes = dict(num_train=2000, num_val=200, num_test=200)
-    settings = dict(wordvec_dim=64, hidden_dim=128, epochs=10, batch_size=50)
+sizes = dict(num_train=60, num_val=20, num_test=20) if args.quick else dict(num_train=2000, num_val=200, num_test=200)
+config = QUICK_CONFIG if args.quick else DEMO_CONFIG
+print(f"settings from minicap.demo: {config}")
 
 data = load_shapes(**sizes, seed=0, spatial=True)
 for split in ("train", "val"):
@@ -64,16 +66,18 @@ print(f"vocabulary: {len(data['idx_to_word'])} words, captions padded to {data['
 #
 # The attention cell adds one parameter, `Wattn` (H, 4H): the context's share of the gates.
 # The same affine map `W_proj` now projects every grid cell to the hidden size, giving
-# A (N, H, 4, 4); the LSTM starts from h0 = c0 = the mean of A over the cells.
+# A (N, H, 4, 4); the LSTM starts from h0 = c0 = the mean of A over the cells, so before it
+# has attended anywhere it holds a summary of the whole image.
 
 # %%
 model = CaptioningRNN(data["word_to_idx"], input_dim=data["train_features"].shape[1],
-                      wordvec_dim=settings["wordvec_dim"], hidden_dim=settings["hidden_dim"],
+                      wordvec_dim=config["wordvec_dim"], hidden_dim=config["hidden_dim"],
                       cell_type="attention", seed=0)
 print({name: value.shape for name, value in model.params.items()})
-solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": 5e-3},
-                          lr_decay=0.95, batch_size=settings["batch_size"], num_epochs=settings["epochs"],
-                          print_every=50, grad_clip=5.0, verbose=True, seed=0)
+solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": config["learning_rate"]},
+                          lr_decay=config["lr_decay"], batch_size=config["batch_size"],
+                          num_epochs=config["num_epochs"], grad_clip=config["grad_clip"],
+                          print_every=50, verbose=True, seed=0)
 started = time.perf_counter()
 solver.train()
 seconds = time.perf_counter() - started
@@ -85,51 +89,29 @@ print(f"trained {solver.iteration} iterations in {seconds:.1f} s; "
 plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
 
 # %% [markdown]
-# ## Captions
+# ## Captions and where the model looks
 #
-# Greedy sampling on training images and on validation images the model never saw.
+# `evaluate_model(..., beam_size=1)` samples greedily, as in 03 and 04, and for the attention
+# cell it also returns the attention weights of every generated word, (N, max_length, 4, 4).
+# The attention panel shows, for one validation image, the map that produced each word,
+# upsampled and laid over the image. Ideally the colour and shape words light up the object
+# they name. A model can also learn to choose its object once, at the first word, and carry it
+# in its LSTM memory from then on: its captions can be right while its attention at the shape
+# word is elsewhere. The grounding scores below tell the two apart.
 
 # %%
-def references(data, split):
-    """Image index -> its reference captions as strings."""
-    refs = {}
-    for row, image in zip(decode_captions(data[f"{split}_captions"], data["idx_to_word"]), data[f"{split}_image_idxs"]):
-        refs.setdefault(int(image), []).append(row)
-    return refs
-
-
-def caption_block(split, count):
-    refs = references(data, split)
-    images = sorted(refs)[:count]
-    generated = decode_captions(model.sample(data[f"{split}_features"][images]), data["idx_to_word"])
-    for image, caption in zip(images, generated):
-        print(f"{split} #{image}: {caption!r}\n    e.g. {refs[image][0]!r}")
-    return data[f"{split}_images"][images], generated, [refs[i][:3] for i in images], [f"{split} #{i}" for i in images]
-
-
-train_block = caption_block("train", 4)
-val_block = caption_block("val", 4)
-plot_caption_comparison(train_block, val_block, out_dir / "captions.png", labels=("train", "validation"))
-
-# %% [markdown]
-# ## Where the model looks
-#
-# `sample(..., return_attention=True)` also returns the attention weights of every generated
-# word, (N, max_length, 4, 4). Each panel shows the map that produced its word, upsampled and
-# laid over the image. Ideally the colour and shape words light up the object they name. A model
-# can also learn to choose its object once, at the first word, and carry it in its LSTM memory
-# from then on: its captions can be right while its attention at the shape word is elsewhere.
-# The grounding score below tells the two apart.
-
-# %%
-val_refs = references(data, "val")
-val_images = sorted(val_refs)
-val_ids, val_attention = model.sample(data["val_features"][val_images], return_attention=True)
-val_generated = decode_captions(val_ids, data["idx_to_word"])
-shown = 0
-words = [data["idx_to_word"][i] for i in val_ids[shown]]
-plot_attention(data["val_images"][val_images[shown]], words, val_attention[shown], out_dir / "attention.png")
-print(f"attention figure for val #{val_images[shown]}: {val_generated[shown]!r}")
+train_shown = evaluate_model(model, data, "train", beam_size=1, max_images=4)
+result = evaluate_model(model, data, "val", beam_size=1)  # every validation image, with attention
+val_images = list(result.references)
+plot_caption_comparison(
+    (data["train_images"][list(train_shown.references)], train_shown.captions,
+     [refs[:3] for refs in train_shown.references.values()], [f"train #{i}" for i in train_shown.references]),
+    (data["val_images"][val_images[:4]], result.captions[:4], [result.references[i][:3] for i in val_images[:4]],
+     [f"val #{i}" for i in val_images[:4]]),
+    out_dir / "captions.png", labels=("train", "validation"))
+words = [data["idx_to_word"][i] for i in result.caption_ids[0]]
+plot_attention(data["val_images"][val_images[0]], words, result.attention[0], out_dir / "attention.png")
+print(f"attention figure for val #{val_images[0]}: {result.captions[0]!r}")
 
 # %% [markdown]
 # ## Metrics
@@ -138,21 +120,19 @@ print(f"attention figure for val #{val_images[shown]}: {val_generated[shown]!r}"
 # generated caption with the scene grammar and checks every colour, size, shape, position and
 # relation it states against the scene record; **grounding** (the pointing game) asks, for each
 # shape word that names exactly one object, whether the attention peak of that step lies on
-# that object. `grounding_phrase` is the looser variant that counts a peak at any step of the
-# noun phrase ("a small red circle"), for a model that looks at its object at the article and
-# remembers it. See docs/metrics.md and docs/shapes.md.
+# that object. `evaluate_model` computes both. `grounding_phrase` is the looser variant that
+# counts a peak at any step of the noun phrase ("a small red circle"), for a model that looks
+# at its object at the article and remembers it; we add it with `pointing_game(span="phrase")`.
+# See docs/metrics.md and docs/shapes.md.
 
 # %%
-metrics = evaluate(val_refs, dict(zip(val_images, val_generated)))
-metrics["truth"] = truth_score(val_generated, data["val_objects"][val_images])
-for span in ("word", "phrase"):
-    grounding = pointing_game(val_ids, val_attention, data["val_objects"][val_images], data["idx_to_word"], span=span)
-    key = "grounding" if span == "word" else "grounding_phrase"
-    metrics[key] = grounding.score if grounding.eligible else None  # None: no shape word to score
-    print(f"{key}: {grounding.hits} of {grounding.eligible} shape words with the attention peak on their object")
-print("validation, greedy: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if v is not None))
+phrase = pointing_game(result.caption_ids, result.attention, data["val_objects"][val_images],
+                       data["idx_to_word"], span="phrase")
+print(f"grounding_phrase: {phrase.hits} of {phrase.eligible} shape words with a peak on their object in their phrase")
+metrics = dict(result.metrics, grounding_phrase=phrase.score if phrase.eligible else None)  # None: nothing to score
+print("validation, greedy: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
 metrics.update(final_train_loss=float(np.mean(last_epoch)), final_val_loss=solver.val_loss_history[-1],
                seconds=seconds, iterations=solver.iteration)
-(out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+write_json(out_dir / "metrics.json", metrics)
 model.save(out_dir / "model.npz")
 print(f"wrote {out_dir}/")

@@ -13,17 +13,17 @@
 
 # %%
 import argparse
-import json
 import logging
 import pathlib
 import time
 
 from minicap import CaptioningRNN, CaptioningSolver
 from minicap.data import decode_captions, load_shapes
+from minicap.demo import DEMO_CONFIG, QUICK_CONFIG
+from minicap.evaluation import evaluate_model
 from minicap.figures import plot_attention, plot_beam_search, plot_caption_comparison, plot_loss_curves
-from minicap.metrics import evaluate
+from minicap.runs import write_json
 from minicap.shapes.grounding import pointing_game
-from minicap.shapes.truth import truth_score
 
 parser = argparse.ArgumentParser(description="Evaluate an attention captioner on the shapes world's test split.")
 parser.add_argument("--quick", action="store_true", help="tiny data; a few iterations if it has to train (CI)")
@@ -40,7 +40,9 @@ logging.basicConfig(level=logging.INFO, format="%(message)s")
 # ## The data and the model
 #
 # The same shapes world as in 05 (spatial features). The vocabulary of the shapes world is fixed
-# by its grammar, so a model trained on any size of the world reads any other.
+# by its grammar, so a model trained on any size of the world reads any other. Without a
+# checkpoint the model is trained here with the main job's settings, `minicap.demo.DEMO_CONFIG`
+# (the same ones 05 uses).
 
 # %%
 sizes = dict(num_train=60, num_val=20, num_test=20) if args.quick else dict(num_train=2000, num_val=200, num_test=200)
@@ -55,10 +57,12 @@ if checkpoint.is_file():
     print(f"loaded {checkpoint}")
 else:
     print(f"no checkpoint at {checkpoint}: training a small attention model here")
-    model = CaptioningRNN(data["word_to_idx"], input_dim=data["train_features"].shape[1], wordvec_dim=64,
-                          hidden_dim=128, cell_type="attention", seed=0)
-    solver = CaptioningSolver(model, data, optim_config={"learning_rate": 5e-3}, lr_decay=0.98, batch_size=100,
-                              num_epochs=2 if args.quick else 10, print_every=50, grad_clip=5.0, seed=0)
+    config = QUICK_CONFIG if args.quick else DEMO_CONFIG
+    model = CaptioningRNN(data["word_to_idx"], input_dim=data["train_features"].shape[1],
+                          wordvec_dim=config["wordvec_dim"], hidden_dim=config["hidden_dim"], cell_type="attention", seed=0)
+    solver = CaptioningSolver(model, data, optim_config={"learning_rate": config["learning_rate"]},
+                              lr_decay=config["lr_decay"], batch_size=config["batch_size"],
+                              num_epochs=config["num_epochs"], grad_clip=config["grad_clip"], print_every=50, seed=0)
     solver.train()
     plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
     source = "trained by 06_results.py"
@@ -69,44 +73,26 @@ else:
 # Greedy decoding takes the most likely word at every step. Beam search keeps the K most likely
 # partial captions instead, expanding all of them at each step (for all images at once), and
 # returns the caption with the highest total log-probability. With K = 1 it is greedy decoding.
+# `evaluate_model` decodes the whole test split either way and scores it: the COCO metrics,
+# truth, and the word-level grounding (beam search does not carry attention, so it replays the
+# chosen captions through the model to get their maps). We add the phrase-level grounding of 05.
+# `seconds` is the time of the whole call, decoding and scoring.
 
 # %%
-def references(split):
-    """Image index -> its reference captions as strings."""
-    refs = {}
-    for text, image in zip(decode_captions(data[f"{split}_captions"], data["idx_to_word"]), data[f"{split}_image_idxs"]):
-        refs.setdefault(int(image), []).append(text)
-    return refs
-
-
-test_refs = references("test")
-test_images = sorted(test_refs)
-features = data["test_features"][test_images]
-objects = data["test_objects"][test_images]
-
-started = time.perf_counter()
-greedy_ids, greedy_attention = model.sample(features, return_attention=True)
-greedy_seconds = time.perf_counter() - started
-started = time.perf_counter()
-beam = model.beam_search(features, beam_size=args.beam_size, return_all=True)
-beam_seconds = time.perf_counter() - started
-# beam search does not carry attention; replay its captions through the model to get it
-beam_attention = model.attention_for(features, beam.captions)
-
-results = {"checkpoint": source, "split": "test", "images": len(test_images)}
-for name, ids, attention, seconds in (("greedy", greedy_ids, greedy_attention, greedy_seconds),
-                                      (f"beam{args.beam_size}", beam.captions, beam_attention, beam_seconds)):
-    texts = decode_captions(ids, data["idx_to_word"])
-    scores = evaluate(test_refs, dict(zip(test_images, texts)))
-    scores["truth"] = truth_score(texts, objects)
-    for span in ("word", "phrase"):
-        grounding = pointing_game(ids, attention, objects, data["idx_to_word"], span=span)
-        # None: no shape word to score
-        scores["grounding" if span == "word" else "grounding_phrase"] = grounding.score if grounding.eligible else None
-    scores["seconds"] = seconds
-    results[name] = scores
-    print(f"{name:>6s}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None))
-(out_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+results = {"checkpoint": source}
+evaluations = {}
+for beam_size in (1, args.beam_size):
+    name = "greedy" if beam_size == 1 else f"beam{beam_size}"
+    started = time.perf_counter()
+    evaluations[name] = result = evaluate_model(model, data, "test", beam_size=beam_size)
+    objects = data["test_objects"][list(result.references)]  # the scenes, in the order of the captions
+    phrase = pointing_game(result.caption_ids, result.attention, objects, data["idx_to_word"], span="phrase")
+    results[name] = dict(result.metrics, grounding_phrase=phrase.score if phrase.eligible else None,  # None: nothing to score
+                         seconds=time.perf_counter() - started)
+    print(f"{name:>6s}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[name].items() if isinstance(v, float)))
+write_json(out_dir / "metrics.json", results)
+beam = evaluations[f"beam{args.beam_size}"]
+test_images = list(beam.references)
 
 # %% [markdown]
 # ## Captions on training and test images
@@ -115,19 +101,15 @@ for name, ids, attention, seconds in (("greedy", greedy_ids, greedy_attention, g
 # of the references, for images the model trained on (left) and held-out test images (right).
 
 # %%
-beam_texts = decode_captions(beam.captions, data["idx_to_word"])
-train_refs = references("train")
-train_images = sorted(train_refs)[:4]
-train_texts = decode_captions(model.beam_search(data["train_features"][train_images], beam_size=args.beam_size),
-                              data["idx_to_word"])
+train = evaluate_model(model, data, "train", beam_size=args.beam_size, max_images=4)
 plot_caption_comparison(
-    (data["train_images"][train_images], train_texts, [train_refs[i][:2] for i in train_images],
-     [f"train #{i}" for i in train_images]),
-    (data["test_images"][test_images[:4]], beam_texts[:4], [test_refs[i][:2] for i in test_images[:4]],
+    (data["train_images"][list(train.references)], train.captions, [refs[:2] for refs in train.references.values()],
+     [f"train #{i}" for i in train.references]),
+    (data["test_images"][test_images[:4]], beam.captions[:4], [beam.references[i][:2] for i in test_images[:4]],
      [f"test #{i}" for i in test_images[:4]]),
     out_dir / "captions.png", labels=("train", "test"))
-for image, text in zip(test_images[:4], beam_texts[:4]):
-    print(f"test #{image}: {text!r}  (ref: {test_refs[image][0]!r})")
+for image, text in zip(test_images[:4], beam.captions[:4]):
+    print(f"test #{image}: {text!r}  (ref: {beam.references[image][0]!r})")
 
 # %% [markdown]
 # ## Attention, word by word
@@ -140,8 +122,8 @@ for image, text in zip(test_images[:4], beam_texts[:4]):
 
 # %%
 for k in range(min(3, len(test_images))):
-    words = [data["idx_to_word"][i] for i in beam.captions[k]]
-    path = plot_attention(data["test_images"][test_images[k]], words, beam_attention[k], out_dir / f"attention_{k}.png")
+    words = [data["idx_to_word"][i] for i in beam.caption_ids[k]]
+    path = plot_attention(data["test_images"][test_images[k]], words, beam.attention[k], out_dir / f"attention_{k}.png")
     print(f"wrote {path}")
 
 # %% [markdown]
@@ -151,9 +133,11 @@ for k in range(min(3, len(test_images))):
 # closer to 0 is more likely). Often they differ in one detail, such as the position phrase.
 
 # %%
-nbest = decode_captions(beam.nbest[0], data["idx_to_word"])
-path = plot_beam_search(data["test_images"][test_images[0]], nbest, [float(s) for s in beam.scores[0]],
+nbest = model.beam_search(data["test_features"][test_images[:1]], beam_size=args.beam_size,
+                          max_length=beam.caption_ids.shape[1], return_all=True)  # as long as evaluate_model's
+texts = decode_captions(nbest.nbest[0], data["idx_to_word"])
+path = plot_beam_search(data["test_images"][test_images[0]], texts, [float(s) for s in nbest.scores[0]],
                         out_dir / "beam.png", title=f"test #{test_images[0]}, beam size {args.beam_size}")
-for text, score in zip(nbest, beam.scores[0]):
+for text, score in zip(texts, nbest.scores[0]):
     print(f"  [{float(score):7.3f}] {text}")
 print(f"wrote {out_dir}/")

@@ -8,8 +8,13 @@ without ``--out``, so they write to their default ``runs/examples/<name>/``
 below that folder; that is also how ``06_results.py`` finds the checkpoint that
 ``05_attention.py`` saved. A script that is not there yet is skipped, with the
 reason; one that is there but not listed below is still run.
+
+The training examples use the library for references, captions and metrics
+(``minicap.evaluation``) and 05 trains with the main job's settings
+(``minicap.demo``); the checks below hold them to that.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -29,6 +34,13 @@ EXPECTED = {
     "05_attention.py": ["loss.png", "captions.png", "attention.png", "model.npz", "metrics.json"],
     "06_results.py": ["metrics.json", "captions.png", "attention_0.png", "beam.png"],
     "07_gradcheck.py": ["errors.json"],
+}
+# script -> keys its metrics.json must hold (06: under each decoding's entry)
+METRIC_KEYS = {
+    "03_rnn.py": ["BLEU-4", "CIDEr-D", "ROUGE-L", "truth", "final_val_loss"],
+    "04_lstm.py": ["BLEU-4", "CIDEr-D", "ROUGE-L", "truth", "final_val_loss"],
+    "05_attention.py": ["BLEU-4", "CIDEr-D", "truth", "grounding", "grounding_phrase", "final_val_loss"],
+    "06_results.py": ["BLEU-4", "CIDEr-D", "truth", "grounding", "grounding_phrase", "seconds"],
 }
 SCRIPTS = sorted(set(EXPECTED) | {p.name for p in EXAMPLES.glob("[0-9]*.py")})
 
@@ -71,6 +83,22 @@ def test_example_runs_in_quick_mode(script, workdir):
         assert (out / name).stat().st_size > 0, f"{script} wrote an empty {name}"
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png.name} is not a PNG"
+    if script in METRIC_KEYS:
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        entries = [v for v in metrics.values() if isinstance(v, dict)] if script == "06_results.py" else [metrics]
+        assert entries, f"{script}: metrics.json holds no results: {metrics}"
+        for entry in entries:
+            missing = [k for k in METRIC_KEYS[script] if k not in entry]
+            assert not missing, f"{script}: metrics.json lacks {missing}"
+            assert 0.0 <= entry["BLEU-4"] <= 1.0
+    if script == "05_attention.py":
+        from minicap import CaptioningRNN
+        from minicap.demo import QUICK_CONFIG
+
+        model = CaptioningRNN.load(out / "model.npz")
+        assert model.cell_type == "attention"
+        # quick mode trains with the demo's quick settings, not numbers of its own
+        assert (model.wordvec_dim, model.hidden_dim) == (QUICK_CONFIG["wordvec_dim"], QUICK_CONFIG["hidden_dim"])
 
 
 def test_every_example_is_a_percent_notebook_with_quick_mode():
@@ -84,3 +112,21 @@ def test_every_example_is_a_percent_notebook_with_quick_mode():
         assert "# %% [markdown]" in text, f"{path.name} has no markdown cell"
         assert "--quick" in text and "parse_known_args" in text, f"{path.name} lacks --quick / parse_known_args"
         assert "import cupy" not in text, f"{path.name} imports cupy directly; use minicap.backend"
+
+
+def test_training_examples_use_the_library_for_references_and_metrics():
+    """No local copies of what minicap.evaluation provides; 05 takes the demo's settings."""
+    for name in ("03_rnn.py", "04_lstm.py", "05_attention.py", "06_results.py"):
+        path = EXAMPLES / name
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "evaluate_model(" in text, f"{name} does not use minicap.evaluation.evaluate_model"
+        for local in ("def references(", "def caption_block(", "json.dumps("):
+            assert local not in text, f"{name} defines its own {local!r}; use minicap.evaluation / minicap.runs"
+    attention = EXAMPLES / "05_attention.py"
+    if attention.exists():
+        text = attention.read_text(encoding="utf-8")
+        assert "DEMO_CONFIG" in text, "05_attention.py must train with minicap.demo.DEMO_CONFIG"
+        for literal in ("5e-3", "1e-2", "lr_decay=0.", "grad_clip=5"):
+            assert literal not in text, f"05_attention.py hard-codes {literal!r}; read it from DEMO_CONFIG"
