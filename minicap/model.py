@@ -132,6 +132,7 @@ class CaptioningRNN:
         features = self.check_features(features)
         captions = self._check_captions(captions, features)
         p = self.params  # read live: gradient checkers perturb these in place
+        captions = self._trim_padding(captions)
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]
         mask = captions_out != self._null
 
@@ -160,6 +161,19 @@ class CaptioningRNN:
         else:
             _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
         return loss, grads
+
+    def _trim_padding(self, captions):
+        """Drop trailing columns that are <NULL> in every row of the batch.
+
+        Their targets are all masked and later steps never influence earlier
+        ones, so the loss and every gradient are exactly unchanged; the
+        recurrence just runs for fewer steps (captions are padded to the
+        longest one in the dataset, not in the batch). Costs one small sync.
+        """
+        used = (captions[:, 1:] != self._null).any(axis=0)
+        xp = get_array_module(captions)
+        last = int(xp.flatnonzero(used)[-1]) + 2 if bool(used.any()) else 2  # keep T >= 1
+        return captions[:, :last]
 
     def _initial_state(self, features):
         """h0 (rnn/lstm) or the projected grid A (attention), and the cache."""

@@ -227,3 +227,21 @@ def test_features_on_other_device_are_rejected(xp):
     m = small_model("rnn").to("cuda")
     with pytest.raises(ValueError, match="to_device"):
         m.loss(np.ones((2, 4)), xp.ones((2, 3), dtype=xp.int64))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_trailing_padding_changes_nothing(cell, rng):
+    """Extra all-<NULL> columns (padding to a longer dataset maximum) give
+    the same loss and gradients: the model may skip those steps."""
+    m = small_model(cell)
+    features, captions = make_inputs(cell, rng)
+    captions[:, -1] = 0  # the batch's last column is padding already
+    padded = np.concatenate([captions, np.zeros((3, 4), dtype=captions.dtype)], axis=1)
+    loss, grads = m.loss(features, captions)
+    loss_p, grads_p = m.loss(features, padded)
+    assert float(loss_p) == float(loss)
+    for k in grads:
+        np.testing.assert_array_equal(grads_p[k], grads[k])
+    all_null = np.zeros((3, 6), dtype=captions.dtype)
+    all_null[:, 0] = 1
+    assert float(m.loss(features, all_null)[0]) == 0.0
