@@ -90,3 +90,11 @@ def evaluate_model(model, data, split="test", beam_size=3, max_length=None, batc
     metrics["images"] = len(images)
     metrics["beam_size"] = beam_size
     return Evaluation(metrics, texts, ids, {i: refs[i] for i in images}, attention)
+
+
+def validation_metrics(model, data, split="val"):
+    """The numeric metrics of greedy captions on ``split``: a ``metric_fn`` for
+    ``CaptioningSolver``, which can then keep the parameters of the epoch with
+    the best validation truth (or BLEU-4, ...), not just the lowest loss."""
+    metrics = evaluate_model(model, data, split, beam_size=1).metrics
+    return {k: v for k, v in metrics.items() if isinstance(v, float)}

@@ -47,6 +47,7 @@ class RunConfig:
     seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"
+    select_by: str = "val_loss"     # or a metric of greedy validation captions, e.g. "truth", "BLEU-4"
 
     @property
     def spatial(self):
@@ -96,11 +97,15 @@ def load_model(run_or_file):
     return CaptioningRNN.load(path)
 
 
-def train(config, out_dir, data=None, resume=False, verbose=True, metric_fn=None):
+def train(config, out_dir, data=None, resume=False, verbose=True):
     """Train the model described by ``config``; write the run folder.
 
+    The parameters kept are those of the epoch with the lowest validation
+    loss, or with ``config.select_by`` highest on greedy validation captions.
     Returns (model with the best parameters, solver, data).
     """
+    from .evaluation import validation_metrics
+
     out_dir = pathlib.Path(out_dir)
     if data is None:
         data = load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
@@ -113,7 +118,8 @@ def train(config, out_dir, data=None, resume=False, verbose=True, metric_fn=None
         model, data, update_rule=config.update_rule, optim_config={"learning_rate": config.learning_rate},
         lr_decay=config.lr_decay, batch_size=config.batch_size, num_epochs=config.num_epochs,
         print_every=50, verbose=verbose, seed=config.seed, grad_clip=config.grad_clip,
-        checkpoint_dir=out_dir, resume=resume, metric_fn=metric_fn)
+        checkpoint_dir=out_dir, resume=resume, val_metric=config.select_by,
+        metric_fn=None if config.select_by == "val_loss" else validation_metrics)
     start = time.perf_counter()
     solver.train()
     solver.restore_best_params()
