@@ -19,7 +19,7 @@ import time
 
 from minicap import CaptioningRNN, CaptioningSolver
 from minicap.data import decode_captions, load_shapes
-from minicap.demo import DEMO_CONFIG, QUICK_CONFIG
+from minicap.demo import DEMO_CONFIG, DEMO_DATA, QUICK_CONFIG, QUICK_DATA
 from minicap.evaluation import evaluate_model
 from minicap.figures import plot_attention, plot_beam_search, plot_caption_comparison, plot_loss_curves
 from minicap.runs import write_json
@@ -45,7 +45,7 @@ logging.basicConfig(level=logging.INFO, format="%(message)s")
 # (the same ones 05 uses).
 
 # %%
-sizes = dict(num_train=60, num_val=20, num_test=20) if args.quick else dict(num_train=2000, num_val=200, num_test=200)
+sizes = QUICK_DATA if args.quick else DEMO_DATA  # the main job's data sizes too
 data = load_shapes(**sizes, seed=0, spatial=True)
 checkpoint = pathlib.Path(args.checkpoint)
 if checkpoint.is_file():

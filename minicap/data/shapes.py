@@ -21,7 +21,7 @@ from minicap.shapes.scenes import OBJECT_FIELDS, generate_scenes
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 1  # bump when generation, captions or features change
+FORMAT_VERSION = 2  # bump when generation, captions or features change
 
 
 def _check_count(name, value, minimum):

@@ -41,8 +41,8 @@ F = {name: i for i, name in enumerate(OBJECT_FIELDS)}
 
 # Half-extent r of an object in pixels, and how far its centre may move from
 # the cell centre: r + jitter stays below CELL / 2, keeping it in its cell.
-_RADIUS = {0: (6.0, 6.5), 1: (9.0, 10.5)}
-_JITTER = {0: 4.0, 1: 2.5}
+_RADIUS = {0: (7.0, 7.5), 1: (10.5, 11.5)}
+_JITTER = {0: 3.5, 1: 1.5}
 
 
 def sample_scenes(num_scenes, rng):
