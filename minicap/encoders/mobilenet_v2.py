@@ -21,6 +21,7 @@ networks the tests use.
 
 import math
 
+from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
 # The paper's Table 2 (and torchvision's default): per stage, expansion t, output
@@ -99,11 +100,11 @@ class InvertedResidual:
         return InvertedResidual(expand, self.depthwise.to(device), self.project.to(device), self.residual)
 
 
-class MobileNetV2:
+class MobileNetV2(Sequential):
     """MobileNet v2 features with folded batch norm: (N, 3, H, W) float32 -> (N, 1280, ceil(H/32), ceil(W/32))."""
 
     def __init__(self, layers):
-        self.layers = layers
+        super().__init__(layers)
         self.out_channels = layers[-1].weight.shape[0]
         self.stride = math.prod(layer.stride for layer in layers)  # 32 unless ``setting`` changes it
 
@@ -126,11 +127,3 @@ class MobileNetV2:
         layers.append(build_conv(state, last))
         return cls(layers)
 
-    def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def to(self, device):
-        """A copy of the network with its weights on ``device``."""
-        return MobileNetV2([layer.to(device) for layer in self.layers])

@@ -209,3 +209,18 @@ class FoldedConv:
         """The same layer with its arrays on ``device`` ("cpu" or "cuda")."""
         return FoldedConv(to_device(self.weight, device), to_device(self.bias, device), self.stride, self.groups, self.activation)
 
+
+class Sequential:
+    """Layers applied one after the other; both networks are one of these."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def to(self, device):
+        """A copy of the network with its weights on ``device``."""
+        return type(self)([layer.to(device) for layer in self.layers])

@@ -19,7 +19,7 @@ overall: (N, 3, H, W) -> (N, 400, ceil(H/32), ceil(W/32)) for 400MF.
 import math
 from dataclasses import dataclass
 
-from minicap.encoders.ops import relu
+from minicap.encoders.ops import Sequential, relu
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
 
@@ -84,11 +84,11 @@ class ResBottleneck:
         return ResBottleneck(proj, self.a.to(device), self.b.to(device), self.c.to(device))
 
 
-class RegNetX:
+class RegNetX(Sequential):
     """RegNet-X stem and trunk with folded batch norm: (N, 3, H, W) float32 -> (N, widths[-1], ceil(H/32), ceil(W/32))."""
 
     def __init__(self, layers):
-        self.layers = layers
+        super().__init__(layers)
         self.out_channels = layers[-1].c.weight.shape[0]
         self.stride = math.prod(layer.stride for layer in layers)  # 2 ** (1 + number of stages)
 
@@ -103,11 +103,3 @@ class RegNetX:
             layers.append(ResBottleneck(None if proj is None else build_conv(state, proj), *(build_conv(state, s) for s in (a, b, c))))
         return cls(layers)
 
-    def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def to(self, device):
-        """A copy of the network with its weights on ``device``."""
-        return RegNetX([layer.to(device) for layer in self.layers])
