@@ -34,6 +34,13 @@ def run(args):
     split = args.split if f"{args.split}_features" in data else "val"
     result = evaluate_model(model, data, split, beam_size=3, max_images=args.images)
     solver_like = _History(history)
+    if f"{split}_images" not in data:  # CS231n's COCO has image URLs, not pixels
+        from ..figures import plot_loss_curves
+
+        plot_loss_curves(solver_like.loss_history, run_dir / "loss.png", solver_like.val_loss_history,
+                         solver_like.iterations_per_epoch)
+        print(f"{config.dataset} has no images in the data: only {run_dir / 'loss.png'} was drawn")
+        return
     draw_figures(run_dir, model, solver_like, dict(data, test_images=data[f"{split}_images"],
                                                    test_features=data[f"{split}_features"]), result, args.images)
     print(f"figures written to {run_dir}")
