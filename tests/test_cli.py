@@ -97,3 +97,30 @@ def test_demo_quick_writes_a_complete_run_folder(tmp_path):
     assert (tmp_path / "overlays" / "scene0_attention.png").stat().st_size > 0
     redrawn = run_cli("visualize", str(out), "--images", "2", env=env)
     assert redrawn.returncode == 0, redrawn.stderr
+
+
+@pytest.mark.slow
+def test_train_then_resume_then_evaluate(tmp_path):
+    env = {**__import__("os").environ, "MINICAP_HOME": str(tmp_path / "cache")}
+    out = tmp_path / "run"
+    args = ["train", "--num-train", "40", "--cell", "lstm", "--hidden-dim", "16", "--wordvec-dim", "8",
+            "--batch-size", "50", "--quiet", "--out", str(out)]
+    first = run_cli(*args, "--epochs", "1", env=env)
+    assert first.returncode == 0, first.stderr
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss_history"]) == 4  # 40 scenes x 5 captions / 50
+    # --resume with more epochs continues exactly where an uninterrupted run would be
+    resumed = run_cli(*args, "--epochs", "2", "--resume", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    continued = json.loads((out / "history.json").read_text())["loss_history"]
+    straight_args = [a if a != str(out) else str(tmp_path / "straight") for a in args]
+    straight = run_cli(*straight_args, "--epochs", "2", env=env)
+    assert straight.returncode == 0, straight.stderr
+    assert continued[:4] == history["loss_history"]
+    assert continued == json.loads((tmp_path / "straight" / "history.json").read_text())["loss_history"]
+    # a changed setting is refused with one clear line
+    changed = run_cli(*args[:-2], "--batch-size", "20", "--out", str(out), "--epochs", "3", "--resume", env=env)
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr, changed.stderr
+    evaluated = run_cli("evaluate", str(out), "--split", "val", "--max-images", "3", env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "truth" in evaluated.stdout
