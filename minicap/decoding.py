@@ -32,17 +32,16 @@ scores:   (N, K) their scores (summed log-probabilities, divided by
 
 
 def _initial_state(model, features):
-    """(h, c, A) at t = 0 for the model's cell; c and A are None where unused."""
-    p = model.params
-    xp = get_array_module(features)
-    if model.cell_type == "attention":
-        N, D, Hs, Ws = features.shape
-        seq = features.reshape(N, D, Hs * Ws).transpose(0, 2, 1)
-        A = (seq @ p["W_proj"] + p["b_proj"]).transpose(0, 2, 1).reshape(N, -1, Hs, Ws)
+    """(h, c, A) at t = 0 for the model's cell; c and A are None where unused.
+
+    The projection is the model's own (the one its loss uses); decoding only
+    adds the starting cell state.
+    """
+    h0, A, _ = model.project_features(features)
+    if A is not None:  # attention: h0 = c0 = mean of A over the locations
         h0 = A.mean(axis=(2, 3))
         return h0, h0.copy(), A
-    h0 = features @ p["W_proj"] + p["b_proj"]
-    c0 = xp.zeros_like(h0) if model.cell_type == "lstm" else None
+    c0 = get_array_module(features).zeros_like(h0) if model.cell_type == "lstm" else None
     return h0, c0, None
 
 

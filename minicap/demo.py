@@ -22,7 +22,7 @@ import numpy as np
 from . import figures, runs
 from .backend import to_device, to_numpy
 from .data.vocab import decode_captions
-from .evaluation import evaluate_model, references_by_image
+from .evaluation import evaluate_model, generate, references_by_image
 
 # Settings that learn the shapes world in about two minutes on two CPU cores.
 # The small hidden size is deliberate: with H = 64 the cell cannot memorise
@@ -60,8 +60,9 @@ def draw_figures(out, model, solver, data, result, count=4):
     test_ids = sorted(result.references)[:count]
     train_refs = _train_references(data, count)
     train_ids = sorted(train_refs)
-    train_caps = decode_captions(
-        _decode(model, data["train_features"][train_ids], result.caption_ids.shape[1]), data["idx_to_word"])
+    train_ids_greedy, _ = generate(model, data["train_features"][train_ids], beam_size=1,
+                                   max_length=result.caption_ids.shape[1])
+    train_caps = decode_captions(train_ids_greedy, data["idx_to_word"])
     figures.plot_caption_comparison(
         train=(data["train_images"][train_ids], train_caps, [train_refs[i] for i in train_ids]),
         test=(data["test_images"][test_ids], result.captions[:count], [result.references[i] for i in test_ids]),
@@ -70,7 +71,7 @@ def draw_figures(out, model, solver, data, result, count=4):
         for k, image_id in enumerate(test_ids[:3]):
             words = result.captions[k].split() + ["<END>"]
             figures.plot_attention(data["test_images"][image_id], words, result.attention[k], out / f"attention_{k}.png")
-    beams = model.beam_search(_on_device(model, data["test_features"][test_ids[:1]]),
+    beams = model.beam_search(to_device(np.asarray(data["test_features"][test_ids[:1]]), model.device),
                               beam_size=3, max_length=result.caption_ids.shape[1], return_all=True)
     nbest = decode_captions(to_numpy(beams.nbest[0]), data["idx_to_word"])
     figures.plot_beam_search(data["test_images"][test_ids[0]], nbest, to_numpy(beams.scores[0]).tolist(),
@@ -80,11 +81,3 @@ def draw_figures(out, model, solver, data, result, count=4):
 def _train_references(data, count):
     refs = references_by_image(data, "train")
     return {i: refs[i] for i in sorted(refs)[:count]}
-
-
-def _on_device(model, array):
-    return to_device(np.asarray(array), model.device)
-
-
-def _decode(model, features, max_length):
-    return to_numpy(model.sample(_on_device(model, features), max_length=max_length))

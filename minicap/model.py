@@ -136,7 +136,7 @@ class CaptioningRNN:
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]
         mask = captions_out != self._null
 
-        h0, A, proj_cache = self._initial_state(features)
+        h0, A, proj_cache = self.project_features(features)
         x, embed_cache = word_embedding_forward(captions_in, p["W_embed"])
         if self.cell_type == "rnn":
             h, cell_cache = rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"])
@@ -175,8 +175,10 @@ class CaptioningRNN:
         last = int(xp.flatnonzero(used)[-1]) + 2 if bool(used.any()) else 2  # keep T >= 1
         return captions[:, :last]
 
-    def _initial_state(self, features):
-        """h0 (rnn/lstm) or the projected grid A (attention), and the cache."""
+    def project_features(self, features):
+        """(h0, A, cache): h0 (N, H) for rnn/lstm, or the projected grid A
+        (N, H, Hs, Ws) for attention (the other is None), and the cache for
+        the backward. Decoding starts from the same projection."""
         p = self.params
         if self.cell_type != "attention":
             h0, cache = affine_forward(features, p["W_proj"], p["b_proj"])
