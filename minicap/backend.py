@@ -56,18 +56,25 @@ def gpu_available():
         return False
 
 
-def _require_gpu():
-    if _cupy is None:
+def require_device(device):
+    """Validate ``device`` and, for 'cuda', that a GPU really works; returns it.
+
+    Raises ValueError for an unknown name and RuntimeError, with the fix, when
+    'cuda' is asked for on a machine where it cannot run.
+    """
+    check_device(device)
+    if device == "cuda" and _cupy is None:
         raise RuntimeError(
-            "device 'cuda' needs CuPy, which is not installed; install the wheel "
-            "matching your CUDA toolkit, e.g. pip install 'minicap[cuda12]' or 'minicap[cuda13]'"
+            "device 'cuda' was requested but no working CUDA device was found: CuPy is not installed; "
+            "install the wheel matching your CUDA toolkit, e.g. pip install 'minicap[cuda12]' or "
+            "'minicap[cuda13]', or use device 'cpu'"
         )
-    if not gpu_available():
+    if device == "cuda" and not gpu_available():
         raise RuntimeError(
             "device 'cuda' was requested but no working CUDA device was found "
-            "(CuPy is installed, but a test kernel could not run); use device='cpu'"
+            "(CuPy is installed, but a test kernel could not run); use device 'cpu'"
         )
-    return _cupy
+    return device
 
 
 def check_device(device):
@@ -88,7 +95,7 @@ def to_device(x, device):
     Arrays already on the right device are returned as they are (no copy).
     Non-array leaves (strings, numbers, None) pass through unchanged.
     """
-    check_device(device)
+    require_device(device)
     if isinstance(x, dict):
         return {k: to_device(v, device) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -97,9 +104,8 @@ def to_device(x, device):
         if _is_cupy_array(x):
             return _cupy.asnumpy(x)
         return x
-    cp = _require_gpu()
     if isinstance(x, np.ndarray):
-        return cp.asarray(x)
+        return _cupy.asarray(x)
     return x
 
 

@@ -1,19 +1,9 @@
 """Options and output helpers shared by the subcommands."""
 
-from ..backend import check_device, gpu_available
-
 
 def add_device(parser):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to compute (cuda needs CuPy and a GPU; default: cpu)")
-
-
-def resolve_device(device):
-    check_device(device)
-    if device == "cuda" and not gpu_available():
-        raise RuntimeError("--device cuda was given but no working CUDA device was found "
-                           "(install CuPy with pip install 'minicap[cuda12]' or '[cuda13]', or use --device cpu)")
-    return device
 
 
 def table(rows, headers):

@@ -4,7 +4,8 @@ import pathlib
 
 from .. import runs
 from ..data.vocab import decode_captions
-from ._common import add_device, resolve_device
+from ..backend import require_device
+from ._common import add_device
 
 
 def add_parser(sub):
@@ -24,7 +25,7 @@ def run(args):
     from ..backend import to_device, to_numpy
 
     config = runs.read_config(args.checkpoint)
-    model = runs.load_model(args.checkpoint).to(resolve_device(args.device))
+    model = runs.load_model(args.checkpoint).to(require_device(args.device))
     images = runs.load_images(args.images, config)
     features = to_device(runs.featurize_images(config, images), model.device)
     ids = model.beam_search(features, beam_size=args.beam_size, max_length=args.max_length)

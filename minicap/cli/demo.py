@@ -2,7 +2,8 @@
 LSTM, evaluate it on the test split with beam search, and write a run folder
 with metrics.json, figures and the checkpoint."""
 
-from ._common import add_device, format_metrics, resolve_device
+from ..backend import require_device
+from ._common import add_device, format_metrics
 
 
 def add_parser(sub):
@@ -20,7 +21,7 @@ def add_parser(sub):
 def run(args):
     from ..demo import run_demo
 
-    metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=resolve_device(args.device),
+    metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=require_device(args.device),
                        seed=args.seed, verbose=not args.quiet)
     print(format_metrics(metrics))
     print(f"{metrics['images']} {metrics['split']} images, beam size {metrics['beam_size']}, "

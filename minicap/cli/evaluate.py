@@ -4,7 +4,8 @@ import pathlib
 
 from .. import runs
 from ..evaluation import evaluate_model
-from ._common import add_device, format_metrics, resolve_device
+from ..backend import require_device
+from ._common import add_device, format_metrics
 
 
 def add_parser(sub):
@@ -19,7 +20,7 @@ def add_parser(sub):
 
 def run(args):
     config = runs.read_config(args.run_dir)
-    model = runs.load_model(args.run_dir).to(resolve_device(args.device))
+    model = runs.load_model(args.run_dir).to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
     split = args.split
     if split == "test" and "test_features" not in data:

@@ -1,6 +1,7 @@
 """``minicap features``: run a pretrained CNN over coco.pt's images, once."""
 
-from ._common import add_device, resolve_device
+from ..backend import require_device
+from ._common import add_device
 
 
 def add_parser(sub):
@@ -17,5 +18,5 @@ def run(args):
     from ..data.coco import extract_coco_pt_features
 
     path = extract_coco_pt_features(args.path, encoder=args.encoder, weights=args.weights,
-                                    batch_size=args.batch_size, device=resolve_device(args.device))
+                                    batch_size=args.batch_size, device=require_device(args.device))
     print(f"features written to {path}; load them with minicap.data.load_coco_pt({args.path!r}, spatial=True)")

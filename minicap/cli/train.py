@@ -1,7 +1,8 @@
 """``minicap train``: train a captioning model and write a run folder."""
 
 from .. import runs
-from ._common import add_device, resolve_device
+from ..backend import require_device
+from ._common import add_device
 
 
 def add_parser(sub):
@@ -36,7 +37,7 @@ def config_from_args(args):
         dataset=args.dataset, data_path=args.data_path, dataset_options=options, cell_type=args.cell,
         wordvec_dim=args.wordvec_dim, hidden_dim=args.hidden_dim, update_rule=args.update_rule,
         learning_rate=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size, num_epochs=args.epochs,
-        grad_clip=args.grad_clip or None, seed=args.seed, dtype=args.dtype, device=resolve_device(args.device))
+        grad_clip=args.grad_clip or None, seed=args.seed, dtype=args.dtype, device=require_device(args.device))
 
 
 def run(args):

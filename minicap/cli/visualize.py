@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import runs
 from ..evaluation import evaluate_model
-from ._common import add_device, resolve_device
+from ..backend import require_device
+from ._common import add_device
 
 
 def add_parser(sub):
@@ -29,7 +30,7 @@ def run(args):
     if not history_path.is_file():
         raise FileNotFoundError(f"{history_path} is missing: has training in {run_dir} finished?")
     history = json.loads(history_path.read_text())
-    model = runs.load_model(run_dir).to(resolve_device(args.device))
+    model = runs.load_model(run_dir).to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
     split = args.split if f"{args.split}_features" in data else "val"
     result = evaluate_model(model, data, split, beam_size=3, max_images=args.images)
