@@ -28,17 +28,17 @@ from .checkpoint import CheckpointError, load_npz, save_npz_atomic
 from .layers import (
     affine_backward,
     affine_forward,
-    attention_backward,
-    attention_forward,
-    lstm_backward,
-    lstm_forward,
-    rnn_backward,
-    rnn_forward,
+    attention_loop_backward,
+    attention_loop_forward,
+    embed_project_backward,
+    embed_project_forward,
+    lstm_loop_backward,
+    lstm_loop_forward,
+    rnn_loop_backward,
+    rnn_loop_forward,
     temporal_affine_backward,
     temporal_affine_forward,
     temporal_softmax_loss,
-    word_embedding_backward,
-    word_embedding_forward,
 )
 
 CELL_TYPES = ("rnn", "lstm", "attention")
@@ -137,25 +137,29 @@ class CaptioningRNN:
         mask = captions_out != self._null
 
         h0, A, proj_cache = self.project_features(features)
-        x, embed_cache = word_embedding_forward(captions_in, p["W_embed"])
+        # Word embedding and the cell's input projection x @ Wx + b, as one layer
+        # (word_embedding_forward then the projection inside lstm_forward & co.
+        # compute the same thing, slower when the batch has more words than the
+        # vocabulary); the cell's loop then runs on the projected inputs a.
+        a, inputs_cache = embed_project_forward(captions_in, p["W_embed"], p["Wx"], p["b"])
         if self.cell_type == "rnn":
-            h, cell_cache = rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"])
+            h, cell_cache = rnn_loop_forward(a, h0, p["Wh"])
         elif self.cell_type == "lstm":
-            h, cell_cache = lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"])
+            h, cell_cache = lstm_loop_forward(a, h0, p["Wh"], overwrite_a=True)
         else:
-            h, cell_cache = attention_forward(x, A, p["Wx"], p["Wh"], p["Wattn"], p["b"])
+            h, cell_cache = attention_loop_forward(a, A, p["Wh"], p["Wattn"], overwrite_a=True)
         scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
         loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
 
         grads = {}
         dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
         if self.cell_type == "rnn":
-            dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = rnn_backward(dh, cell_cache)
+            da, dh0, grads["Wh"] = rnn_loop_backward(dh, cell_cache)
         elif self.cell_type == "lstm":
-            dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = lstm_backward(dh, cell_cache)
+            da, dh0, grads["Wh"] = lstm_loop_backward(dh, cell_cache)
         else:
-            dx, dA, grads["Wx"], grads["Wh"], grads["Wattn"], grads["b"] = attention_backward(dh, cell_cache)
-        grads["W_embed"] = word_embedding_backward(dx, embed_cache)
+            da, dA, grads["Wh"], grads["Wattn"] = attention_loop_backward(dh, cell_cache)
+        grads["W_embed"], grads["Wx"], grads["b"] = embed_project_backward(da, inputs_cache)
         if self.cell_type == "attention":
             grads["W_proj"], grads["b_proj"] = self._projection_backward_grid(dA, proj_cache)
         else:

@@ -99,6 +99,34 @@ def _make_attention(rng, d, dt):
             *_weights(rng, dt, (D, 4 * H), (H, 4 * H), (H, 4 * H)), _normal(rng, 4 * H, dt, 0.1)]
 
 
+def _make_embed_project(rng, d, dt):
+    # Few distinct words, so the folded route really sums several positions per row.
+    N, T, V, W, G = d["N"], d["T"], d["V"], d["W"], 4 * d["H"]
+    ids = rng.integers(0, min(V, 3), size=(N, T))
+    return [ids, _normal(rng, (V, W), dt), *_weights(rng, dt, (W, G)), _normal(rng, G, dt)]
+
+
+def _make_rnn_loop(rng, d, dt):
+    N, T, H = d["N"], d["T"], d["H"]
+    return [_normal(rng, (T, N, H), dt), _normal(rng, (N, H), dt), *_weights(rng, dt, (H, H))]
+
+
+def _make_lstm_loop(rng, d, dt):
+    N, T, H = d["N"], d["T"], d["H"]
+    return [_normal(rng, (T, N, 4 * H), dt), _normal(rng, (N, H), dt), *_weights(rng, dt, (H, 4 * H))]
+
+
+def _make_attention_loop(rng, d, dt):
+    N, T, H = d["N"], d["T"], d["H"]
+    return [_normal(rng, (T, N, 4 * H), dt), _normal(rng, (N, H, d["Hs"], d["Ws"]), dt),
+            *_weights(rng, dt, (H, 4 * H), (H, 4 * H))]
+
+
+def _with(forward, **options):
+    """run() for ``forward`` called with keyword ``options``."""
+    return lambda *args: (lambda result: ((result[0],), result[-1]))(forward(*args, **options))
+
+
 def _outputs(forward, keep=(0,)):
     """run() for a forward whose last result is the cache; keeps the outputs at ``keep``."""
     def run(*args):
@@ -119,15 +147,24 @@ CASES = [
     Case("word_embedding", _make_embedding, _outputs(L.word_embedding_forward),
          lambda douts, cache: (L.word_embedding_backward(douts[0], cache),), (1,),
          L.word_embedding_forward, L.word_embedding_backward),
+    # The fused layer's two routes are separate cases: the default picks one by size.
+    Case("embed_project_folded", _make_embed_project, _with(L.embed_project_forward, fold=True),
+         _one_grad_out(L.embed_project_backward), (1, 2, 3), L.embed_project_forward, L.embed_project_backward),
+    Case("embed_project_unfolded", _make_embed_project, _with(L.embed_project_forward, fold=False),
+         _one_grad_out(L.embed_project_backward), (1, 2, 3), L.embed_project_forward, L.embed_project_backward),
     Case("rnn_step", _make_rnn_step, _outputs(L.rnn_step_forward), _one_grad_out(L.rnn_step_backward),
          (0, 1, 2, 3, 4), L.rnn_step_forward, L.rnn_step_backward),
     Case("rnn", _make_rnn, _outputs(L.rnn_forward), _one_grad_out(L.rnn_backward), (0, 1, 2, 3, 4),
          L.rnn_forward, L.rnn_backward, sequence=True),
+    Case("rnn_loop", _make_rnn_loop, _outputs(L.rnn_loop_forward), _one_grad_out(L.rnn_loop_backward), (0, 1, 2),
+         L.rnn_loop_forward, L.rnn_loop_backward, sequence=True),
     Case("lstm_step", _make_lstm_step, _outputs(L.lstm_step_forward, (0, 1)),
          lambda douts, cache: L.lstm_step_backward(*douts, cache), (0, 1, 2, 3, 4, 5),
          L.lstm_step_forward, L.lstm_step_backward),
     Case("lstm", _make_lstm, _outputs(L.lstm_forward), _one_grad_out(L.lstm_backward), (0, 1, 2, 3, 4),
          L.lstm_forward, L.lstm_backward, sequence=True),
+    Case("lstm_loop", _make_lstm_loop, _outputs(L.lstm_loop_forward), _one_grad_out(L.lstm_loop_backward),
+         (0, 1, 2), L.lstm_loop_forward, L.lstm_loop_backward, sequence=True),
     Case("dot_product_attention", _make_dot_attention,
          _outputs(L.dot_product_attention_forward),
          _one_grad_out(L.dot_product_attention_backward), (0, 1),
@@ -138,6 +175,9 @@ CASES = [
          L.attention_lstm_step_forward, L.attention_lstm_step_backward),
     Case("attention", _make_attention, _outputs(L.attention_forward), _one_grad_out(L.attention_backward),
          tuple(range(6)), L.attention_forward, L.attention_backward, sequence=True),
+    Case("attention_loop", _make_attention_loop, _outputs(L.attention_loop_forward),
+         _one_grad_out(L.attention_loop_backward), (0, 1, 2, 3), L.attention_loop_forward,
+         L.attention_loop_backward, sequence=True),
 ]
 CASE_IDS = [c.name for c in CASES]
 

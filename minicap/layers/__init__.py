@@ -11,10 +11,14 @@ Where things live:
 
 - ``affine``          affine_forward/backward, temporal_affine_forward/backward
 - ``embedding``       word_embedding_forward/backward
-- ``rnn``             rnn_step_forward/backward, rnn_forward/backward
-- ``lstm``            lstm_step_forward/backward, lstm_forward/backward, the shared gate cell
+- ``embed_project``   embed_project_forward/backward: the embedding and a cell's input
+                      projection as one layer, which the model uses with the ``*_loop`` functions
+- ``rnn``             rnn_step_forward/backward, rnn_forward/backward, rnn_loop_forward/backward
+- ``lstm``            lstm_step_forward/backward, lstm_forward/backward, lstm_loop_forward/backward,
+                      the shared gate cell
 - ``attention``       dot_product_attention_forward/backward
-- ``attention_lstm``  attention_lstm_step_forward/backward, attention_forward/backward
+- ``attention_lstm``  attention_lstm_step_forward/backward, attention_forward/backward,
+                      attention_loop_forward/backward
 - ``loss``            temporal_softmax_loss
 - ``_through_time``   the batched input projection and weight gradients of the sequences
 - ``_checks``         shape and dtype validation with errors that name the argument
@@ -25,13 +29,23 @@ from .attention import dot_product_attention_backward, dot_product_attention_for
 from .attention_lstm import (
     attention_backward,
     attention_forward,
+    attention_loop_backward,
+    attention_loop_forward,
     attention_lstm_step_backward,
     attention_lstm_step_forward,
 )
+from .embed_project import embed_project_backward, embed_project_forward
 from .embedding import word_embedding_backward, word_embedding_forward
 from .loss import temporal_softmax_loss
-from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
-from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .lstm import (
+    lstm_backward,
+    lstm_forward,
+    lstm_loop_backward,
+    lstm_loop_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+)
+from .rnn import rnn_backward, rnn_forward, rnn_loop_backward, rnn_loop_forward, rnn_step_backward, rnn_step_forward
 
 __all__ = [
     "affine_forward",
@@ -40,19 +54,27 @@ __all__ = [
     "temporal_affine_backward",
     "word_embedding_forward",
     "word_embedding_backward",
+    "embed_project_forward",
+    "embed_project_backward",
     "rnn_step_forward",
     "rnn_step_backward",
     "rnn_forward",
     "rnn_backward",
+    "rnn_loop_forward",
+    "rnn_loop_backward",
     "lstm_step_forward",
     "lstm_step_backward",
     "lstm_forward",
     "lstm_backward",
+    "lstm_loop_forward",
+    "lstm_loop_backward",
     "dot_product_attention_forward",
     "dot_product_attention_backward",
     "attention_lstm_step_forward",
     "attention_lstm_step_backward",
     "attention_forward",
     "attention_backward",
+    "attention_loop_forward",
+    "attention_loop_backward",
     "temporal_softmax_loss",
 ]

@@ -48,17 +48,25 @@ def states_buffer(xp, h0, T, dtype):
     return states
 
 
-def projection_backward(x_tm, h_prev, da, Wx):
-    """Gradients of the batched projections from the time-major buffer da (T, N, G).
+def projection_backward(x_tm, da, Wx):
+    """Gradients of ``project_inputs`` from the time-major buffer da (T, N, G).
 
-    x_tm (T, N, D): the inputs; h_prev (T, N, K): what multiplied Wh at each step.
-    Returns dx (N, T, D) (a view of a time-major array), dWx (D, G), dWh (K, G), db (G,).
+    x_tm (T, N, D): the inputs. Returns dx (N, T, D) (a view of a time-major
+    array), dWx (D, G), db (G,).
     """
     T, N, D = x_tm.shape
     G = da.shape[2]
     da2 = da.reshape(T * N, G)
     dx = (da2 @ Wx.T).reshape(T, N, D)
     dWx = x_tm.reshape(T * N, D).T @ da2
-    dWh = h_prev.reshape(T * N, h_prev.shape[2]).T @ da2
     db = da2.sum(axis=0)
-    return batch_major(dx), dWx, dWh, db
+    return batch_major(dx), dWx, db
+
+
+def recurrent_weight_grad(h_prev, da):
+    """dWh (K, G) = sum over t of h_prev[t].T @ da[t], as one product.
+
+    h_prev (T, N, K): what multiplied Wh at each step; da (T, N, G).
+    """
+    T, N, K = h_prev.shape
+    return h_prev.reshape(T * N, K).T @ da.reshape(T * N, da.shape[2])

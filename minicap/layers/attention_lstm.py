@@ -4,11 +4,14 @@ a = x @ Wx + prev_h @ Wh + attn @ Wattn + b, then the LSTM cell of ``lstm.py``.
 Over a sequence, step t attends with h^(t-1), and the state starts from
 h0 = c0 = mean of A over the locations: the average image feature is the
 natural "nothing looked at yet" summary, and it is learned through A's projection.
+
+As in ``rnn.py``, the sequence is the batched input projection plus the loop
+(``attention_loop_forward``), which the model calls on inputs it projects itself.
 """
 
 from ..backend import get_array_module
 from ._checks import expect_lstm_weights, expect_shape, shape_of
-from ._through_time import batch_major, project_inputs, projection_backward, time_major
+from ._through_time import batch_major, project_inputs, projection_backward, recurrent_weight_grad, time_major
 from .attention import attend, scores_backward
 from .lstm import cell_backward, cell_forward
 
@@ -51,18 +54,42 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
 
     x: (N, T, D); A: (N, H, Hs, Ws) projected features; Wx: (D, 4H);
     Wh, Wattn: (H, 4H); b: (4H,). Returns h (N, T, H) and a cache.
-
-    prev_h @ Wh + attn @ Wattn is computed as one product [prev_h, attn] @ [Wh; Wattn]:
-    each step writes its query and its context side by side in a (N, 2H) slot.
     """
     D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
     N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
     expect_shape("A", A, ("N", "H", "Hs", "Ws"), (N, H, None, None),
                  match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
-    xp = get_array_module(x, A, Wx, Wh, Wattn, b)
-    A_flat = A.reshape(N, H, -1)
     x_tm = time_major(x)
-    gates = project_inputs(x_tm, Wx, b)  # (T, N, 4H): x @ Wx + b now, the gates after the loop
+    h, loop_cache = attention_loop_forward(project_inputs(x_tm, Wx, b), A, Wh, Wattn, overwrite_a=True)
+    return h, (x_tm, Wx, loop_cache)
+
+
+def attention_backward(dh, cache):
+    """Gradients of ``attention_forward``: dx (N, T, D), dA (N, H, Hs, Ws),
+    dWx (D, 4H), dWh (H, 4H), dWattn (H, 4H), db (4H,).
+
+    dh: (N, T, H).
+    """
+    x_tm, Wx, loop_cache = cache
+    da, dA, dWh, dWattn = attention_loop_backward(dh, loop_cache)
+    dx, dWx, db = projection_backward(x_tm, da, Wx)
+    return dx, dA, dWx, dWh, dWattn, db
+
+
+def attention_loop_forward(a, A, Wh, Wattn, overwrite_a=False):
+    """The step-by-step part of ``attention_forward``, on projected inputs.
+
+    a: (T, N, 4H) time-major, a[t] = x[:, t] @ Wx + b; A: (N, H, Hs, Ws);
+    Wh, Wattn: (H, 4H). Returns h (N, T, H) and a cache. Shapes are checked
+    by the callers; ``overwrite_a`` as in ``lstm_loop_forward``.
+
+    prev_h @ Wh + attn @ Wattn is computed as one product [prev_h, attn] @ [Wh; Wattn]:
+    each step writes its query and its context side by side in a (N, 2H) slot.
+    """
+    xp = get_array_module(a, A, Wh, Wattn)
+    gates = a if overwrite_a else a.copy()
+    T, N, H = gates.shape[0], gates.shape[1], Wh.shape[0]
+    A_flat = A.reshape(N, H, -1)
     W_ha = xp.concatenate([Wh, Wattn]).astype(gates.dtype, copy=False)  # (2H, 4H)
     h0 = A_flat.mean(axis=2).astype(gates.dtype, copy=False)
     # ha[t] = [h^(t-1), attn^(t)]; the context half of the last slot stays unused.
@@ -79,19 +106,19 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
         cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
         xp.multiply(gates[t, :, 2 * H : 3 * H], tanh_c[t], out=ha[t + 1, :, :H])
     h = batch_major(ha[1:, :, :H])
-    return h, (x_tm, A, Wx, W_ha, ha, cells, gates, tanh_c, weights)
+    return h, (A, W_ha, ha, cells, gates, tanh_c, weights)
 
 
-def attention_backward(dh, cache):
-    """Gradients of ``attention_forward``: dx (N, T, D), dA (N, H, Hs, Ws),
-    dWx (D, 4H), dWh (H, 4H), dWattn (H, 4H), db (4H,).
+def attention_loop_backward(dh, cache):
+    """Gradients of ``attention_loop_forward``: da (T, N, 4H) time-major,
+    dA (N, H, Hs, Ws), dWh (H, 4H), dWattn (H, 4H).
 
-    dh: (N, T, H). A is reached three ways: as the keys and values of every
-    step's attention, and through h0 = c0 = mean(A). The per-step attention
-    gradients are kept in buffers and turned into dA by two batched products
-    after the loop, like the weight gradients.
+    A is reached three ways: as the keys and values of every step's attention,
+    and through h0 = c0 = mean(A). The per-step attention gradients are kept in
+    buffers and turned into dA by two batched products after the loop, like
+    the weight gradients.
     """
-    x_tm, A, Wx, W_ha, ha, cells, gates, tanh_c, weights = cache
+    A, W_ha, ha, cells, gates, tanh_c, weights = cache
     xp = get_array_module(dh)
     T, N, H = tanh_c.shape
     A_flat = A.reshape(N, H, -1)
@@ -108,7 +135,7 @@ def attention_backward(dh, cache):
         dscores[t] = scores_backward(dha[t, :, H:], A_flat, weights[t])
         # prev_h was both the recurrent input and the attention query.
         xp.add(dha[t, :, :H], (A_flat @ dscores[t][:, :, None])[:, :, 0], out=dprev_h)
-    dx, dWx, dW_ha, db = projection_backward(x_tm, ha[:-1], da, Wx)
+    dW_ha = recurrent_weight_grad(ha[:-1], da)
     # Sum over t of the value term dattn_t w_t^T and the key term h_{t-1} dscores_t^T,
     # each one batched (H, T) @ (T, L) product per example.
     dattn, h_prev = dha[:, :, H:], ha[:-1, :, :H]
@@ -116,4 +143,4 @@ def attention_backward(dh, cache):
     dA += h_prev.transpose(1, 2, 0) @ dscores.transpose(1, 0, 2)
     # h0 = c0 = mean over the L locations spreads their gradient evenly.
     dA += ((dprev_h + dprev_c) * (1.0 / L))[:, :, None]
-    return dx, dA.reshape(A.shape), dWx, dW_ha[:H], dW_ha[H:], db
+    return da, dA.reshape(A.shape), dW_ha[:H], dW_ha[H:]

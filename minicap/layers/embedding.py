@@ -32,10 +32,18 @@ def word_embedding_backward(dout, cache):
     path, and the sums are the same, added in the same order.
     """
     x, shape, dtype = cache
-    xp = get_array_module(dout)
-    V, W = shape
-    dW = xp.zeros(shape, dtype=dtype)
-    # int64 first: x * W overflows small integer id types (uint8, int16).
-    flat_ids = (x.reshape(-1, 1).astype(xp.int64) * W + xp.arange(W)).reshape(-1)
-    scatter_add(dW.reshape(V * W), flat_ids, dout.reshape(-1))
-    return dW
+    return scatter_rows(x, dout, shape[0], dtype)
+
+
+def scatter_rows(ids, rows, V, dtype):
+    """(V, C) table whose row v is the sum of the rows of ``rows`` at ids == v.
+
+    ids: (...) integer ids in [0, V); rows: (..., C), one row per id.
+    """
+    xp = get_array_module(rows)
+    C = rows.shape[-1]
+    table = xp.zeros((V, C), dtype=dtype)
+    # int64 first: ids * C overflows small integer id types (uint8, int16).
+    flat_ids = (ids.reshape(-1, 1).astype(xp.int64) * C + xp.arange(C)).reshape(-1)
+    scatter_add(table.reshape(V * C), flat_ids, rows.reshape(-1))
+    return table

@@ -4,11 +4,21 @@ Pre-activations a (N, 4H) hold the gates side by side in the order i, f, o, g:
 i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g);
 c' = f * c + i * g, h' = o * tanh(c').
 The attention LSTM (``attention_lstm.py``) reuses the same cell.
+
+As in ``rnn.py``, the sequence is the batched input projection plus the loop
+(``lstm_loop_forward``), which the model calls on inputs it projects itself.
 """
 
 from ..backend import get_array_module
 from ._checks import expect_lstm_weights, expect_shape, shape_of
-from ._through_time import batch_major, project_inputs, projection_backward, states_buffer, time_major
+from ._through_time import (
+    batch_major,
+    project_inputs,
+    projection_backward,
+    recurrent_weight_grad,
+    states_buffer,
+    time_major,
+)
 
 
 def cell_forward(xp, gates, prev_c, next_c, tanh_c):
@@ -111,18 +121,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     D, H = expect_lstm_weights(Wx, Wh, b)
     N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
     expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
-    xp = get_array_module(x, h0, Wx, Wh, b)
     x_tm = time_major(x)
-    gates = project_inputs(x_tm, Wx, b)  # (T, N, 4H): x @ Wx + b now, the gates after the loop
-    states = states_buffer(xp, h0, T, gates.dtype)
-    cells = xp.zeros((T + 1, N, H), dtype=gates.dtype)  # [0] is c0 = 0, [t + 1] is c^(t)
-    tanh_c = xp.empty((T, N, H), dtype=gates.dtype)  # kept: the backward needs it at every step
-    recurrent = xp.empty((N, 4 * H), dtype=gates.dtype)
-    for t in range(T):
-        gates[t] += xp.matmul(states[t], Wh, out=recurrent)
-        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
-        xp.multiply(gates[t, :, 2 * H : 3 * H], tanh_c[t], out=states[t + 1])
-    return batch_major(states[1:]), (x_tm, Wx, Wh, states, cells, gates, tanh_c)
+    h, loop_cache = lstm_loop_forward(project_inputs(x_tm, Wx, b), h0, Wh, overwrite_a=True)
+    return h, (x_tm, Wx, loop_cache)
 
 
 def lstm_backward(dh, cache):
@@ -131,7 +132,38 @@ def lstm_backward(dh, cache):
     dh: (N, T, H), the upstream gradient of every hidden state. No gradient
     flows into c0, which is the constant 0.
     """
-    x_tm, Wx, Wh, states, cells, gates, tanh_c = cache
+    x_tm, Wx, loop_cache = cache
+    da, dh0, dWh = lstm_loop_backward(dh, loop_cache)
+    dx, dWx, db = projection_backward(x_tm, da, Wx)
+    return dx, dh0, dWx, dWh, db
+
+
+def lstm_loop_forward(a, h0, Wh, overwrite_a=False):
+    """The step-by-step part of ``lstm_forward``, on projected inputs.
+
+    a: (T, N, 4H) time-major, a[t] = x[:, t] @ Wx + b; h0: (N, H); Wh: (H, 4H).
+    Returns h (N, T, H) and a cache for ``lstm_loop_backward``. Shapes are
+    checked by the callers. The loop adds h @ Wh to a copy of a and turns it
+    into the gates in place; a caller that made a for this call alone passes
+    ``overwrite_a=True`` to let the loop use a itself and save the copy.
+    """
+    xp = get_array_module(a, h0, Wh)
+    gates = a if overwrite_a else a.copy()
+    T, N, H = gates.shape[0], gates.shape[1], Wh.shape[0]
+    states = states_buffer(xp, h0, T, gates.dtype)
+    cells = xp.zeros((T + 1, N, H), dtype=gates.dtype)  # [0] is c0 = 0, [t + 1] is c^(t)
+    tanh_c = xp.empty((T, N, H), dtype=gates.dtype)  # kept: the backward needs it at every step
+    recurrent = xp.empty((N, 4 * H), dtype=gates.dtype)
+    for t in range(T):
+        gates[t] += xp.matmul(states[t], Wh, out=recurrent)
+        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
+        xp.multiply(gates[t, :, 2 * H : 3 * H], tanh_c[t], out=states[t + 1])
+    return batch_major(states[1:]), (Wh, states, cells, gates, tanh_c)
+
+
+def lstm_loop_backward(dh, cache):
+    """Gradients of ``lstm_loop_forward``: da (T, N, 4H) time-major, dh0 (N, H), dWh (H, 4H)."""
+    Wh, states, cells, gates, tanh_c = cache
     xp = get_array_module(dh)
     T, N, H = tanh_c.shape
     da = xp.empty_like(gates)
@@ -141,5 +173,4 @@ def lstm_backward(dh, cache):
         dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
         cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da[t], dprev_c)
         xp.matmul(da[t], Wh.T, out=dprev_h)
-    dx, dWx, dWh, db = projection_backward(x_tm, states[:-1], da, Wx)
-    return dx, dprev_h, dWx, dWh, db
+    return da, dprev_h, recurrent_weight_grad(states[:-1], da)

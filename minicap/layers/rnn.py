@@ -1,8 +1,21 @@
-"""Vanilla RNN: one step, and a whole sequence with the fast batched projections."""
+"""Vanilla RNN: one step, and a whole sequence with the fast batched projections.
+
+The sequence functions are two parts: the input projection of every step at
+once (``_through_time.project_inputs``) and the loop that has to run step by
+step (``rnn_loop_forward``). The model calls the loop directly, on inputs it
+projects itself (``embed_project.py``).
+"""
 
 from ..backend import get_array_module
 from ._checks import expect_rnn_weights, expect_shape, shape_of
-from ._through_time import batch_major, project_inputs, projection_backward, states_buffer, time_major
+from ._through_time import (
+    batch_major,
+    project_inputs,
+    projection_backward,
+    recurrent_weight_grad,
+    states_buffer,
+    time_major,
+)
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -43,17 +56,10 @@ def rnn_forward(x, h0, Wx, Wh, b):
     x: (N, T, D); h0: (N, H); Wx: (D, H); Wh: (H, H); b: (H,).
     Returns h (N, T, H) and a cache for ``rnn_backward``.
     """
-    N, T, H = _check_sequence(x, h0, Wx, Wh, b)
-    xp = get_array_module(x, h0, Wx, Wh, b)
+    _check_sequence(x, h0, Wx, Wh, b)
     x_tm = time_major(x)
-    a = project_inputs(x_tm, Wx, b)
-    states = states_buffer(xp, h0, T, a.dtype)
-    for t in range(T):
-        # h^(t) = tanh(h^(t-1) @ Wh + a[t]), computed in its slot of the state buffer.
-        h = xp.matmul(states[t], Wh, out=states[t + 1])
-        h += a[t]
-        xp.tanh(h, out=h)
-    return batch_major(states[1:]), (x_tm, Wx, Wh, states)
+    h, loop_cache = rnn_loop_forward(project_inputs(x_tm, Wx, b), h0, Wh)
+    return h, (x_tm, Wx, loop_cache)
 
 
 def rnn_backward(dh, cache):
@@ -62,9 +68,35 @@ def rnn_backward(dh, cache):
     dh: (N, T, H), the upstream gradient of every hidden state (from the output
     layer only; the gradient that flows back through time is added here).
     """
-    x_tm, Wx, Wh, states = cache
+    x_tm, Wx, loop_cache = cache
+    da, dh0, dWh = rnn_loop_backward(dh, loop_cache)
+    dx, dWx, db = projection_backward(x_tm, da, Wx)
+    return dx, dh0, dWx, dWh, db
+
+
+def rnn_loop_forward(a, h0, Wh):
+    """The step-by-step part of ``rnn_forward``, on projected inputs.
+
+    a: (T, N, H) time-major, a[t] = x[:, t] @ Wx + b; h0: (N, H); Wh: (H, H).
+    Returns h (N, T, H) and a cache for ``rnn_loop_backward``. Shapes are not
+    checked here: ``rnn_forward`` and the model check them before calling.
+    """
+    xp = get_array_module(a, h0, Wh)
+    T = a.shape[0]
+    states = states_buffer(xp, h0, T, a.dtype)
+    for t in range(T):
+        # h^(t) = tanh(h^(t-1) @ Wh + a[t]), computed in its slot of the state buffer.
+        h = xp.matmul(states[t], Wh, out=states[t + 1])
+        h += a[t]
+        xp.tanh(h, out=h)
+    return batch_major(states[1:]), (Wh, states)
+
+
+def rnn_loop_backward(dh, cache):
+    """Gradients of ``rnn_loop_forward``: da (T, N, H) time-major, dh0 (N, H), dWh (H, H)."""
+    Wh, states = cache
     xp = get_array_module(dh)
-    T, N, H = x_tm.shape[0], states.shape[1], states.shape[2]
+    T, N, H = states.shape[0] - 1, states.shape[1], states.shape[2]
     da = xp.empty((T, N, H), dtype=states.dtype)
     dprev_h = xp.zeros((N, H), dtype=states.dtype)
     for t in reversed(range(T)):
@@ -75,5 +107,4 @@ def rnn_backward(dh, cache):
         dprev_h += dh[:, t]
         da[t] *= dprev_h
         xp.matmul(da[t], Wh.T, out=dprev_h)
-    dx, dWx, dWh, db = projection_backward(x_tm, states[:-1], da, Wx)
-    return dx, dprev_h, dWx, dWh, db
+    return da, dprev_h, recurrent_weight_grad(states[:-1], da)
