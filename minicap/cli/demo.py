@@ -26,4 +26,5 @@ def run(args):
     print(format_metrics(metrics))
     print(f"{metrics['images']} {metrics['split']} images, beam size {metrics['beam_size']}, "
           f"{metrics['seconds']:.0f} s in all")
-    print(f"run folder: {args.out} (metrics.json, loss.png, captions.png, attention_*.png, beam.png, model.npz)")
+    figures = "loss.png, captions.png, " + ("attention_*.png, " if args.cell == "attention" else "") + "beam.png"
+    print(f"run folder: {args.out} (metrics.json, {figures}, model.npz)")
