@@ -48,6 +48,7 @@ class RunConfig:
     dtype: str = "float32"
     device: str = "cpu"
     select_by: str = "val_loss"     # or a metric of greedy validation captions, e.g. "truth", "BLEU-4"
+    average_decay: float = None     # validate and keep a running average of the weights (e.g. 0.999)
 
     @property
     def spatial(self):
@@ -101,7 +102,9 @@ def train(config, out_dir, data=None, resume=False, verbose=True):
     """Train the model described by ``config``; write the run folder.
 
     The parameters kept are those of the epoch with the lowest validation
-    loss, or with ``config.select_by`` highest on greedy validation captions.
+    loss, or with ``config.select_by`` highest on greedy validation captions;
+    with ``config.average_decay`` set, the running average of the weights at
+    that epoch (``minicap.averaging``).
     Returns (model with the best parameters, solver, data).
     """
     from .evaluation import validation_metrics
@@ -119,7 +122,8 @@ def train(config, out_dir, data=None, resume=False, verbose=True):
         lr_decay=config.lr_decay, batch_size=config.batch_size, num_epochs=config.num_epochs,
         print_every=50, verbose=verbose, seed=config.seed, grad_clip=config.grad_clip,
         checkpoint_dir=out_dir, resume=resume, val_metric=config.select_by,
-        metric_fn=None if config.select_by == "val_loss" else validation_metrics)
+        metric_fn=None if config.select_by == "val_loss" else validation_metrics,
+        average_decay=config.average_decay)
     start = time.perf_counter()
     solver.train()
     solver.restore_best_params()

@@ -20,13 +20,14 @@ import math
 import os
 import pathlib
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import optim
+from .averaging import ParameterAverage
 from .backend import device_of, get_array_module, to_device, to_numpy
 from .checkpoint import CheckpointError, DeferredInterrupt, load_state, save_state
 
@@ -121,13 +122,15 @@ class CaptioningSolver:
     ``metric_fn`` (``metric_fn(model, data, "val") -> {name: float}``, called each epoch with
     ``data`` restricted to the validation sample), ``val_metric`` ("val_loss", minimised, or a
     name returned by ``metric_fn``, maximised), ``num_val_samples`` (validation images drawn
-    once for the per-epoch validation; None for all), ``logger``.
+    once for the per-epoch validation; None for all), ``average_decay`` (keep a running
+    average of the parameters, ``minicap.averaging``, and validate and keep it instead of
+    the raw parameters; None for off), ``logger``.
     """
 
     def __init__(self, model, data, update_rule="adam", optim_config=None, lr_decay=1.0,
                  batch_size=100, num_epochs=10, print_every=10, verbose=True, *, seed=0,
                  grad_clip=None, checkpoint_dir=None, resume=False, metric_fn=None,
-                 val_metric="val_loss", num_val_samples=1000, logger=None):
+                 val_metric="val_loss", num_val_samples=1000, average_decay=None, logger=None):
         if not isinstance(getattr(model, "params", None), dict) or not callable(getattr(model, "loss", None)):
             raise TypeError("model needs a params dict and a loss(features, captions) method")
         if not model.params:
@@ -167,6 +170,7 @@ class CaptioningSolver:
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.checkpoint_dir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
         self.metric_fn, self.val_metric = metric_fn, val_metric
+        self.average = None if average_decay is None else ParameterAverage(average_decay)
         self.logger = logger or _log
 
         self.num_train = len(data["train_captions"])
@@ -180,7 +184,7 @@ class CaptioningSolver:
         self._order, self._position = None, 0  # this epoch's permutation, rows done
         self._pending = []  # (loss, grads finite) device scalars since the last sync
         self._committing = False  # True while parameters / optimizer state are half-updated
-        self._good_params, self._good_iteration = None, 0
+        self._good_params, self._good_average, self._good_iteration = None, None, 0
         self._val_data = self._choose_val_sample(num_val_samples)
         if metric_fn is not None and self._val_data is None:
             raise ValueError("metric_fn needs validation data: data has no val_captions (or they are empty)")
@@ -213,6 +217,7 @@ class CaptioningSolver:
             "lr_decay": self.lr_decay,
             "grad_clip": self.grad_clip,
             "num_train": self.num_train,
+            "average_decay": None if self.average is None else self.average.decay,
         }
 
     def _choose_val_sample(self, num_images):
@@ -294,6 +299,8 @@ class CaptioningSolver:
         self._committing = True
         for name, w in params.items():
             params[name], self.optim_configs[name] = self.update_rule(w, grads[name], self.optim_configs[name])
+        if self.average is not None:
+            self.average.update(params)
         self._position += len(rows)
         self.iteration += 1
         self._pending.append((loss, xp.isfinite(norm)))
@@ -302,6 +309,7 @@ class CaptioningSolver:
     def _snapshot(self):
         """Remember the current parameters (device copies) as the last good ones."""
         self._good_params = {name: value.copy() for name, value in self.model.params.items()}
+        self._good_average = None if self.average is None else self.average.copy()
         self._good_iteration = self.iteration
 
     def _sync(self, bar=None):
@@ -333,6 +341,8 @@ class CaptioningSolver:
         what = "loss" if not np.isfinite(losses[offset]) else "gradient"
         for name, value in self._good_params.items():
             self.model.params[name] = value.copy()
+        if self._good_average is not None:
+            self.average = self._good_average.copy()
         saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
         where = f"the checkpoint {self.checkpoint_path} was left as it was" if saved else "no checkpoint was written"
         raise NonFiniteLossError(
@@ -355,18 +365,20 @@ class CaptioningSolver:
     def _end_epoch(self, bar):
         """Sync, validate, keep the best parameters, decay the learning rate, checkpoint."""
         self._sync(bar)
-        val_loss = None if self._val_data is None else self._validation_loss()
-        metrics = {}
-        if self.metric_fn is not None:
-            metrics = {k: float(v) for k, v in self.metric_fn(self.model, self._val_data, "val").items()}
-            if self.val_metric != "val_loss" and self.val_metric not in metrics:
-                raise ValueError(f"val_metric {self.val_metric!r} is not among the metrics returned: {sorted(metrics)}")
-        self._committing = True  # from here to the epoch counter, a Ctrl-C must not save
-        if val_loss is not None:
-            self.val_loss_history.append(val_loss)
-        if metrics:
-            self.metrics_history.append(metrics)
-        self._keep_if_best(val_loss, metrics)
+        with self._averaged_params():  # validate, and keep, the average when there is one
+            val_loss = None if self._val_data is None else self._validation_loss()
+            metrics = {}
+            if self.metric_fn is not None:
+                metrics = {k: float(v) for k, v in self.metric_fn(self.model, self._val_data, "val").items()}
+                if self.val_metric != "val_loss" and self.val_metric not in metrics:
+                    raise ValueError(f"val_metric {self.val_metric!r} is not among the metrics returned: "
+                                     f"{sorted(metrics)}")
+            self._committing = True  # from here to the epoch counter, a Ctrl-C must not save
+            if val_loss is not None:
+                self.val_loss_history.append(val_loss)
+            if metrics:
+                self.metrics_history.append(metrics)
+            self._keep_if_best(val_loss, metrics)
         for config in self.optim_configs.values():
             if "learning_rate" in config:
                 config["learning_rate"] *= self.lr_decay
@@ -380,6 +392,20 @@ class CaptioningSolver:
         parts += [f"{k} {v:.4f}" for k, v in metrics.items()]
         parts += [] if written is None else [f"checkpoint {written}"]
         self.logger.log(level, ", ".join(parts))
+
+    @contextmanager
+    def _averaged_params(self):
+        """Within the block the model holds the averaged parameters; the raw ones after it."""
+        averaged = None if self.average is None else self.average.averaged()
+        if averaged is None:
+            yield
+            return
+        raw = dict(self.model.params)
+        self.model.params.update(averaged)  # in place: the model's loss reads this dict
+        try:
+            yield
+        finally:
+            self.model.params.update(raw)
 
     def _keep_if_best(self, val_loss, metrics):
         """Host copies of the parameters when the chosen measure improves (or always, without one)."""
@@ -421,6 +447,7 @@ class CaptioningSolver:
             "epoch": self.epoch, "iteration": self.iteration, "loss_history": self.loss_history,
             "val_loss_history": self.val_loss_history, "metrics_history": self.metrics_history,
             "best_val": self.best_val, "best_epoch": self.best_epoch, "best_params": self.best_params,
+            "average": None if self.average is None else self.average.state(),
         })
 
     def _load_checkpoint(self, path):
@@ -454,6 +481,8 @@ class CaptioningSolver:
             own[name] = to_device(restored[name], device)
         self.optim_configs = {name: to_device(config, device) for name, config in configs.items()}
         self._rng.bit_generator.state = rng_state
+        if self.average is not None:  # the settings check made sure the checkpoint has one
+            self.average = ParameterAverage.from_state(state["average"], device)
         self._order, self._position = fields.pop("order"), fields.pop("position")
         for key, value in fields.items():
             setattr(self, key, value)

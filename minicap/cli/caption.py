@@ -35,11 +35,11 @@ def run(args):
     if args.attention_out:
         if model.cell_type != "attention":
             raise ValueError("--attention-out needs a model with cell_type 'attention'")
-        from ..figures import plot_attention
+        from ..figures import generated_words, plot_attention
 
         attention = to_numpy(model.attention_for(features, ids))
         out = pathlib.Path(args.attention_out)
         for k, (path, text) in enumerate(zip(args.images, texts)):
             target = out / f"{pathlib.Path(path).stem}_attention.png"
-            plot_attention(images[k], text.split() + ["<END>"], np.asarray(attention[k]), target)
+            plot_attention(images[k], generated_words(text, len(attention[k])), np.asarray(attention[k]), target)
         print(f"attention overlays written to {out}")

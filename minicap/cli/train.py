@@ -20,6 +20,8 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--epochs", type=int, default=defaults.num_epochs)
     p.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max global gradient norm (0: off)")
+    p.add_argument("--average-decay", type=float, default=defaults.average_decay,
+                   help="validate and keep a running average of the weights with this decay, e.g. 0.999 (default: off)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=defaults.dtype)
     p.add_argument("--seed", type=int, default=defaults.seed)
     add_device(p)
@@ -37,7 +39,8 @@ def config_from_args(args):
         dataset=args.dataset, data_path=args.data_path, dataset_options=options, cell_type=args.cell,
         wordvec_dim=args.wordvec_dim, hidden_dim=args.hidden_dim, update_rule=args.update_rule,
         learning_rate=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size, num_epochs=args.epochs,
-        grad_clip=args.grad_clip or None, seed=args.seed, dtype=args.dtype, device=require_device(args.device))
+        grad_clip=args.grad_clip or None, seed=args.seed, dtype=args.dtype, device=require_device(args.device),
+        average_decay=args.average_decay)
 
 
 def run(args):

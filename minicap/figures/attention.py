@@ -69,6 +69,17 @@ def words_to_show(words):
     return words[: words.index(END) + 1] if END in words else words
 
 
+def generated_words(caption, steps):
+    """The words of a generated caption and the ``<END>`` that followed them, for ``plot_attention``.
+
+    caption: a string or a list of words; steps: how many attention maps the
+    decoder returned (its max_length). A caption that used every step was cut
+    there and has no ``<END>`` step to show.
+    """
+    words = caption.split() if isinstance(caption, str) else list(caption)
+    return words + [END] if len(words) < steps else words
+
+
 def plot_attention(image, words, attention, path, ncols=5):
     """Save a grid: the image, then one panel per word with its attention map overlaid.
 
