@@ -80,10 +80,13 @@ print({name: value.shape for name, value in model.params.items()})
 solver = CaptioningSolver(model, data, update_rule="adam", optim_config={"learning_rate": config["learning_rate"]},
                           lr_decay=config["lr_decay"], batch_size=config["batch_size"],
                           num_epochs=config["num_epochs"], grad_clip=config["grad_clip"],
-                          print_every=50, verbose=True, seed=0)
+                          average_decay=config["average_decay"], print_every=50, verbose=True, seed=0)
 started = time.perf_counter()
 solver.train()
 seconds = time.perf_counter() - started
+# Validation measured the running average of the weights (average_decay, docs/training.md);
+# the model gets the average of the epoch with the lowest validation loss.
+solver.restore_best_params()
 last_epoch = solver.loss_history[-solver.iterations_per_epoch:]
 print(f"trained {solver.iteration} iterations in {seconds:.1f} s; "
       f"final training loss {np.mean(last_epoch):.3f}, validation loss {solver.val_loss_history[-1]:.3f}")

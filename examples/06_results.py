@@ -62,8 +62,10 @@ else:
                           wordvec_dim=config["wordvec_dim"], hidden_dim=config["hidden_dim"], cell_type="attention", seed=0)
     solver = CaptioningSolver(model, data, optim_config={"learning_rate": config["learning_rate"]},
                               lr_decay=config["lr_decay"], batch_size=config["batch_size"],
-                              num_epochs=config["num_epochs"], grad_clip=config["grad_clip"], print_every=50, seed=0)
+                              num_epochs=config["num_epochs"], grad_clip=config["grad_clip"],
+                              average_decay=config["average_decay"], print_every=50, seed=0)
     solver.train()
+    solver.restore_best_params()  # the averaged weights of the best epoch, as the demo keeps
     plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
     source = "trained by 06_results.py"
 
