@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 
 from minicap.shapes.grounding import grounding_score, pointing_game
-from minicap.shapes.scenes import COLOURS, F, OBJECT_FIELDS, SHAPES, SIZES
-
-
-def make_scene(*objs):
-    """(size, colour, shape, row, col) tuples -> a scene record, boxes inside the cells."""
-    scene = np.zeros((3, len(OBJECT_FIELDS)), dtype=np.int32)
-    for k, (size, colour, shape, row, col) in enumerate(objs):
-        scene[k, [F["present"], F["size"], F["colour"], F["shape"], F["row"], F["col"]]] = (
-            1, SIZES.index(size), COLOURS.index(colour), SHAPES.index(shape), row, col)
-        scene[k, [F["x0"], F["y0"], F["x1"], F["y1"]]] = (col * 28 + 6, row * 28 + 6, col * 28 + 22, row * 28 + 22)
-    return scene
+from scene_records import make_scene
 
 
 SCENE = make_scene(("large", "red", "circle", 0, 0), ("small", "blue", "circle", 2, 3),

@@ -9,16 +9,7 @@ from minicap.shapes.grammar import (MAX_WORDS, POSITIONS, RELATIONS, GrammarErro
                                     references_for_scenes, vocabulary_words)
 from minicap.shapes.scenes import COLOURS, F, OBJECT_FIELDS, SHAPES, SIZES, sample_scenes
 from minicap.shapes.truth import explain, is_true, truth_score
-
-
-def make_scene(*objs):
-    """A scene record from (size, colour, shape, row, col) tuples, by name."""
-    scene = np.zeros((3, len(OBJECT_FIELDS)), dtype=np.int32)
-    for k, (size, colour, shape, row, col) in enumerate(objs):
-        scene[k, [F["present"], F["size"], F["colour"], F["shape"], F["row"], F["col"]]] = (
-            1, SIZES.index(size), COLOURS.index(colour), SHAPES.index(shape), row, col)
-        scene[k, [F["x0"], F["y0"], F["x1"], F["y1"]]] = (col * 28 + 4, row * 28 + 4, col * 28 + 24, row * 28 + 24)
-    return scene
+from scene_records import make_scene
 
 
 # a large red circle top left (0, 0), a small blue square bottom right (3, 3),
