@@ -1,12 +1,15 @@
 """Edge cases of the fast paths of issue 9 (docs/performance.md).
 
-The flattened scatter of the embedding backward, the in-place softmax gradient
+The sorted row sums of the embedding backward, the in-place softmax gradient
 and the time-major buffers of the sequences each have a way to go wrong that
 the general layer tests would not single out; each case is checked here against
 a plain loop written in the test.
 """
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minicap.layers import (
     lstm_backward,
@@ -15,10 +18,12 @@ from minicap.layers import (
     word_embedding_backward,
     word_embedding_forward,
 )
+from minicap.backend import _LONG_RUN, scatter_rows
 
 
 def test_embedding_backward_small_integer_ids_do_not_overflow(rng):
-    # uint8 ids times W = 300 would wrap around at 256 without the int64 cast.
+    # uint8 ids: the GPU path's flat index ids * W would wrap around at 256 without
+    # its int64 cast, and the CPU path sorts and indexes with them.
     V, W = 250, 300
     x = np.array([[249, 3, 249], [0, 200, 3]], dtype=np.uint8)
     table = rng.standard_normal((V, W))
@@ -43,6 +48,43 @@ def test_embedding_backward_accepts_a_transposed_upstream_gradient(rng):
         for t in range(4):
             expected[x[n, t]] += dout[n, t]
     np.testing.assert_allclose(word_embedding_backward(dout, cache), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("repeats", [1, 2, _LONG_RUN - 1, _LONG_RUN, 3 * _LONG_RUN + 1])
+def test_row_sums_by_id_match_a_plain_loop(rng, repeats):
+    # The CPU sum sorts the ids and adds one row per word per pass, except for
+    # words with _LONG_RUN rows or more, which are summed as a block: check
+    # both sides of that threshold, mixed with single and absent words.
+    V, C = 9, 5
+    ids = np.concatenate([np.full(repeats, 4), [0, 7, 7, 2], np.full(repeats, 8)])
+    ids = rng.permutation(ids).reshape(1, -1)
+    rows = rng.standard_normal((1, ids.shape[1], C))
+    expected = np.zeros((V, C))
+    for i, row in zip(ids[0], rows[0]):
+        expected[i] += row
+    table = scatter_rows(ids, rows, V, np.float64)
+    np.testing.assert_allclose(table, expected, rtol=1e-12, atol=1e-12)
+    assert not table[[1, 3, 5, 6]].any()  # absent words get zero rows
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 4 * _LONG_RUN), V=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_row_sums_by_id_equal_add_at(n, V, seed):
+    # A few words over up to 64 positions: runs on both sides of _LONG_RUN.
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, size=(n, 1))
+    rows = rng.standard_normal((n, 1, 3))
+    expected = np.zeros((V, 3))
+    np.add.at(expected, ids[:, 0], rows[:, 0])
+    np.testing.assert_allclose(scatter_rows(ids, rows, V, np.float64), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_row_sums_by_id_keep_the_dtype_and_allow_no_ids(rng):
+    ids = rng.integers(0, 4, size=(3, 6))
+    rows = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    assert scatter_rows(ids, rows, 4, np.float32).dtype == np.float32
+    empty = scatter_rows(np.zeros((0, 3), dtype=np.int64), np.zeros((0, 3, 2)), 4, np.float64)
+    np.testing.assert_array_equal(empty, np.zeros((4, 2)))
 
 
 def test_softmax_loss_gradient_rows_against_a_plain_loop(rng):

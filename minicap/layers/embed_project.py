@@ -24,10 +24,9 @@ The output is time-major, (T, N, G): it is the buffer the sequence loops
 (``rnn_loop_forward``, ``lstm_loop_forward``, ``attention_loop_forward``) take.
 """
 
-from ..backend import get_array_module
+from ..backend import get_array_module, scatter_rows
 from ._checks import expect_ids_below, expect_int, expect_shape, shape_of
 from ._through_time import project_inputs, projection_backward
-from .embedding import scatter_rows
 
 
 def embed_project_forward(ids, W_embed, Wx, b, fold=None):
