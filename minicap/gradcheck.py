@@ -5,8 +5,9 @@ For a scalar function f, the derivative along coordinate i is approximated by
     (f(x + h e_i) - f(x - h e_i)) / (2 h)
 
 whose error is O(h^2). In float64 with h = 1e-5 a correct analytic gradient
-agrees to about 1e-8 relative error or better; a wrong one is usually off by
-more than 1e-2.
+usually agrees to 1e-7 relative error or better. ``rel_error`` is the worst
+element, so entries close to zero can push a correct one to about 1e-5 (the
+absolute error is then tiny); a wrong gradient is usually off by more than 1e-2.
 
 All functions perturb ``x`` *in place* and restore it, so ``f`` may read ``x``
 through a closure (a model's params dict, for instance). They work on NumPy

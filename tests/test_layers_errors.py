@@ -8,11 +8,14 @@ import pytest
 from minicap.layers import (
     affine_forward,
     attention_forward,
+    attention_loop_forward,
     attention_lstm_step_forward,
     dot_product_attention_forward,
     lstm_forward,
+    lstm_loop_forward,
     lstm_step_forward,
     rnn_forward,
+    rnn_loop_forward,
     rnn_step_forward,
     temporal_affine_forward,
     temporal_softmax_loss,
@@ -60,6 +63,22 @@ def test_attention_forward_messages():
     _raises(attention_forward, x, A, Wx, Wh, z((H, 4 * H + 4)), b, match="Wattn must have shape (H, 4H) = (3, 12)")
 
 
+def test_loop_messages():
+    # The loops take projected inputs a (T, N, G), time-major; (N, T, G) is the usual slip.
+    h0, Wh_rnn, Wh, Wattn, A = z((N, H)), z((H, H)), z((H, 4 * H)), z((H, 4 * H)), z((N, H, 2, 3))
+    _raises(rnn_loop_forward, z((N, T, H)), h0, Wh_rnn,
+            match="a must have shape (T, N, G) = (T, 2, 3) to match h0 (2, 3) and Wh (3, 3), time-major, got (2, 5, 3)")
+    _raises(rnn_loop_forward, z((T, N, H)), z((N, H + 1)), Wh_rnn, match="h0 must have shape (N, H) = (N, 3)")
+    _raises(lstm_loop_forward, z((N, T, 4 * H)), h0, Wh,
+            match="a must have shape (T, N, G) = (T, 2, 12) to match h0 (2, 3) and Wh (3, 12), time-major, got (2, 5, 12)")
+    _raises(lstm_loop_forward, z((T, N, 4 * H)), h0, z((H, H)), match="Wh must have shape (H, 4H)")
+    _raises(attention_loop_forward, z((N, T, 4 * H)), A, Wh, Wattn,
+            match="a must have shape (T, N, G) = (T, 2, 12) to match A (2, 3, 2, 3) and Wh (3, 12), time-major")
+    _raises(attention_loop_forward, z((T, N, 4 * H)), A, Wh, z((H, H)), match="Wattn must have shape (H, 4H) = (3, 12)")
+    _raises(attention_loop_forward, z((T, N, 4 * H)), z((N, H + 1, 2, 3)), Wh, Wattn,
+            match="A must have shape (N, H, Hs, Ws) = (N, 3, Hs, Ws) to match Wh (3, 12)")
+
+
 def test_step_function_messages():
     _raises(rnn_step_forward, z((N, D)), z((N + 1, H)), z((D, H)), z((H, H)), z(H), match="prev_h must have shape (N, H) = (2, 3)")
     args = [z((N, D)), z((N, H)), z((N, H)), z((D, 4 * H)), z((H, 4 * H)), z(4 * H)]
@@ -103,3 +122,22 @@ def test_loss_accepts_integer_mask():
     x, y = rng.standard_normal((N, T, 6)), rng.integers(0, 6, (N, T))
     mask = rng.random((N, T)) < 0.5
     assert float(temporal_softmax_loss(x, y, mask.astype(np.int32))[0]) == float(temporal_softmax_loss(x, y, mask)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint64, np.int32])
+def test_loss_accepts_any_integer_target_type(dtype):
+    # An unsigned y once promoted the one-hot index to float64 and crashed in add.at.
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((N, T, 6)), rng.integers(0, 6, (N, T))
+    mask = rng.random((N, T)) < 0.7
+    loss, dx = temporal_softmax_loss(x, y, mask)
+    loss_t, dx_t = temporal_softmax_loss(x, y.astype(dtype), mask)
+    assert float(loss_t) == float(loss)
+    np.testing.assert_array_equal(dx_t, dx)
+
+
+def test_fully_masked_batch_has_a_zero_loss_and_gradient():
+    x, y = np.ones((N, T, 6)), np.zeros((N, T), dtype=np.int64)
+    loss, dx = temporal_softmax_loss(x, y, np.zeros((N, T), dtype=bool))
+    assert float(loss) == 0.0 and not np.signbit(loss)  # printed as 0.0, not -0.0
+    assert not dx.any()

@@ -4,7 +4,7 @@ A shape mistake inside a layer surfaces deep in NumPy as "matmul: Input operand 
 has a mismatch in its core dimension 0", which names neither the argument nor the
 fix. These helpers fail first, with a message such as::
 
-    x must have shape (N, T, D) = (2, 5, 4) to match Wx (4, 12), got (2, 5, 3)
+    x must have shape (N, T, D) = (N, T, 4) to match Wx (4, 12), got (2, 5, 3)
 
 Expected sizes are given per axis; ``None`` means "any size" and is shown by its
 letter. Only shapes and dtypes are inspected, so the checks never touch the data
@@ -48,6 +48,16 @@ def expect_lstm_weights(Wx, Wh, b, Wattn=None):
 
     Wh fixes H because it is the only parameter whose shape determines it alone.
     """
+    H = expect_recurrent_weights(Wh)
+    D, _ = expect_shape("Wx", Wx, ("D", "4H"), (None, 4 * H), match=shape_of("Wh", Wh))
+    expect_shape("b", b, ("4H",), (4 * H,), match=shape_of("Wh", Wh))
+    if Wattn is not None:
+        expect_shape("Wattn", Wattn, ("H", "4H"), (H, 4 * H), match=shape_of("Wh", Wh))
+    return D, H
+
+
+def expect_recurrent_weights(Wh):
+    """Check an LSTM's Wh (H, 4H) and return H."""
     expect_shape("Wh", Wh, ("H", "4H"), (None, None))
     H = Wh.shape[0]
     if Wh.shape[1] != 4 * H:
@@ -55,11 +65,7 @@ def expect_lstm_weights(Wx, Wh, b, Wattn=None):
             f"Wh must have shape (H, 4H) with the gates i, f, o, g side by side, "
             f"got {tuple(Wh.shape)} ({Wh.shape[1]} != 4 * {H})"
         )
-    D, _ = expect_shape("Wx", Wx, ("D", "4H"), (None, 4 * H), match=shape_of("Wh", Wh))
-    expect_shape("b", b, ("4H",), (4 * H,), match=shape_of("Wh", Wh))
-    if Wattn is not None:
-        expect_shape("Wattn", Wattn, ("H", "4H"), (H, 4 * H), match=shape_of("Wh", Wh))
-    return D, H
+    return H
 
 
 def expect_rnn_weights(Wx, Wh, b):
@@ -71,6 +77,16 @@ def expect_rnn_weights(Wx, Wh, b):
     D, _ = expect_shape("Wx", Wx, ("D", "H"), (None, H), match=shape_of("Wh", Wh))
     expect_shape("b", b, ("H",), (H,), match=shape_of("Wh", Wh))
     return D, H
+
+
+def expect_projected_inputs(a, N, G, against):
+    """Check the input of a sequence loop: a (T, N, G), time-major; returns T.
+
+    The loops take a[t] = x[:, t] @ Wx + b stacked over time first, so the
+    usual slip is a batch-major (N, T, G) array, which the message names.
+    """
+    T, _, _ = expect_shape("a", a, ("T", "N", "G"), (None, N, G), match=against)
+    return T
 
 
 def expect_float(name, a):

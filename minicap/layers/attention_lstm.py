@@ -10,7 +10,13 @@ As in ``rnn.py``, the sequence is the batched input projection plus the loop
 """
 
 from ..backend import get_array_module
-from ._checks import expect_lstm_weights, expect_shape, shape_of
+from ._checks import (
+    expect_lstm_weights,
+    expect_projected_inputs,
+    expect_recurrent_weights,
+    expect_shape,
+    shape_of,
+)
 from ._through_time import batch_major, project_inputs, projection_backward, recurrent_weight_grad, time_major
 from .attention import attend, scores_backward
 from .lstm import cell_backward, cell_forward
@@ -80,12 +86,16 @@ def attention_loop_forward(a, A, Wh, Wattn, overwrite_a=False):
     """The step-by-step part of ``attention_forward``, on projected inputs.
 
     a: (T, N, 4H) time-major, a[t] = x[:, t] @ Wx + b; A: (N, H, Hs, Ws);
-    Wh, Wattn: (H, 4H). Returns h (N, T, H) and a cache. Shapes are checked
-    by the callers; ``overwrite_a`` as in ``lstm_loop_forward``.
+    Wh, Wattn: (H, 4H). Returns h (N, T, H) and a cache; ``overwrite_a`` as in
+    ``lstm_loop_forward``.
 
     prev_h @ Wh + attn @ Wattn is computed as one product [prev_h, attn] @ [Wh; Wattn]:
     each step writes its query and its context side by side in a (N, 2H) slot.
     """
+    H = expect_recurrent_weights(Wh)
+    expect_shape("Wattn", Wattn, ("H", "4H"), (H, 4 * H), match=shape_of("Wh", Wh))
+    N, _, _, _ = expect_shape("A", A, ("N", "H", "Hs", "Ws"), (None, H, None, None), match=shape_of("Wh", Wh))
+    expect_projected_inputs(a, N, 4 * H, f"{shape_of('A', A)} and {shape_of('Wh', Wh)}, time-major")
     xp = get_array_module(a, A, Wh, Wattn)
     gates = a if overwrite_a else a.copy()
     T, N, H = gates.shape[0], gates.shape[1], Wh.shape[0]

@@ -39,7 +39,7 @@ def temporal_softmax_loss(x, y, mask):
     log_p = s_y - xp.log(z)
     # where() rather than boolean indexing keeps the shapes static (boolean
     # indexing is data-dependent and syncs on the GPU).
-    loss = -xp.where(keep, log_p, 0).sum() / N
+    loss = xp.where(keep, -log_p, 0).sum() / N  # not -(sum): an all-masked batch gives 0.0, not -0.0
 
     # d(-log p_y)/dx = (p - onehot(y)) * scale, scale = 1/N on kept rows and 0 on
     # masked ones. p * scale = e * (scale / z) is one pass over the buffer; the
@@ -48,5 +48,6 @@ def temporal_softmax_loss(x, y, mask):
     scale = xp.where(keep, 1.0 / N, 0.0).astype(x.dtype)
     dx = e
     dx *= (scale / z)[:, None]
-    scatter_add(dx.reshape(N * T * V), xp.arange(N * T) * V + y_flat, -scale)
+    # int64 first: an unsigned y (uint64) plus the signed arange would promote to float64.
+    scatter_add(dx.reshape(N * T * V), xp.arange(N * T) * V + y_flat.astype(xp.int64), -scale)
     return xp.asarray(loss, dtype=x.dtype), dx.reshape(N, T, V)

@@ -10,7 +10,13 @@ As in ``rnn.py``, the sequence is the batched input projection plus the loop
 """
 
 from ..backend import get_array_module
-from ._checks import expect_lstm_weights, expect_shape, shape_of
+from ._checks import (
+    expect_lstm_weights,
+    expect_projected_inputs,
+    expect_recurrent_weights,
+    expect_shape,
+    shape_of,
+)
 from ._through_time import (
     batch_major,
     project_inputs,
@@ -142,11 +148,14 @@ def lstm_loop_forward(a, h0, Wh, overwrite_a=False):
     """The step-by-step part of ``lstm_forward``, on projected inputs.
 
     a: (T, N, 4H) time-major, a[t] = x[:, t] @ Wx + b; h0: (N, H); Wh: (H, 4H).
-    Returns h (N, T, H) and a cache for ``lstm_loop_backward``. Shapes are
-    checked by the callers. The loop adds h @ Wh to a copy of a and turns it
-    into the gates in place; a caller that made a for this call alone passes
-    ``overwrite_a=True`` to let the loop use a itself and save the copy.
+    Returns h (N, T, H) and a cache for ``lstm_loop_backward``. The loop adds
+    h @ Wh to a copy of a and turns it into the gates in place; a caller that
+    made a for this call alone passes ``overwrite_a=True`` to let the loop use
+    a itself and save the copy.
     """
+    H = expect_recurrent_weights(Wh)
+    N, _ = expect_shape("h0", h0, ("N", "H"), (None, H), match=shape_of("Wh", Wh))
+    expect_projected_inputs(a, N, 4 * H, f"{shape_of('h0', h0)} and {shape_of('Wh', Wh)}, time-major")
     xp = get_array_module(a, h0, Wh)
     gates = a if overwrite_a else a.copy()
     T, N, H = gates.shape[0], gates.shape[1], Wh.shape[0]

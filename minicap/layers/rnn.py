@@ -7,7 +7,7 @@ projects itself (``embed_project.py``).
 """
 
 from ..backend import get_array_module
-from ._checks import expect_rnn_weights, expect_shape, shape_of
+from ._checks import expect_projected_inputs, expect_rnn_weights, expect_shape, shape_of
 from ._through_time import (
     batch_major,
     project_inputs,
@@ -63,7 +63,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
 
 
 def rnn_backward(dh, cache):
-    """Gradients of ``rnn_forward``: dx (N, T, D), dh0 (N, H), dWx, dWh, db.
+    """Gradients of ``rnn_forward``: dx (N, T, D), dh0 (N, H), dWx (D, H), dWh (H, H), db (H,).
 
     dh: (N, T, H), the upstream gradient of every hidden state (from the output
     layer only; the gradient that flows back through time is added here).
@@ -78,11 +78,13 @@ def rnn_loop_forward(a, h0, Wh):
     """The step-by-step part of ``rnn_forward``, on projected inputs.
 
     a: (T, N, H) time-major, a[t] = x[:, t] @ Wx + b; h0: (N, H); Wh: (H, H).
-    Returns h (N, T, H) and a cache for ``rnn_loop_backward``. Shapes are not
-    checked here: ``rnn_forward`` and the model check them before calling.
+    Returns h (N, T, H) and a cache for ``rnn_loop_backward``.
     """
+    expect_shape("Wh", Wh, ("H", "H"), (None, None))
+    H = Wh.shape[0]
+    N, _ = expect_shape("h0", h0, ("N", "H"), (None, H), match=shape_of("Wh", Wh))
+    T = expect_projected_inputs(a, N, H, f"{shape_of('h0', h0)} and {shape_of('Wh', Wh)}, time-major")
     xp = get_array_module(a, h0, Wh)
-    T = a.shape[0]
     states = states_buffer(xp, h0, T, a.dtype)
     for t in range(T):
         # h^(t) = tanh(h^(t-1) @ Wh + a[t]), computed in its slot of the state buffer.
