@@ -1,11 +1,14 @@
 """The on-disk cache: round trip, key sensitivity, corrupt-file rebuild, atomic writes."""
 
 import logging
+import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
 
+from minicap.data import cache
 from minicap.data.cache import cache_dir, cache_path, load_or_build
 
 
@@ -87,6 +90,7 @@ def _truncate(path):
 
 DAMAGE = {
     "truncated array": _truncate,
+    "empty array": lambda path: (path / "x.npy").write_bytes(b""),  # what a power cut leaves; np.load raises EOFError
     "garbage array": lambda path: (path / "x.npy").write_bytes(b"not an npy file" * 10),
     "missing array": lambda path: (path / "words.npy").unlink(),
     "garbage settings": lambda path: (path / "settings.json").write_text("{not json"),
@@ -107,6 +111,29 @@ def test_corrupt_entry_is_rebuilt_with_warning(home, caplog, damage):
     again, _, built = load_or_build("toy", {"n": 3}, build, version=1)
     assert not built and again["words"].tolist() == ["a", "bb"]  # the rebuilt entry is good again
     assert [p.name for p in home.iterdir()] == [path.name]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names synced files through /proc/self/fd")
+def test_every_file_and_the_folder_are_synced_before_the_rename(home, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(cache.os, "fsync", fsync)
+    monkeypatch.setattr(cache.os, "replace", replace)
+    _, path, _ = load_or_build("toy", {"n": 3}, Builder(), version=1)
+    rename = next(i for i, e in enumerate(events) if e[0] == "replace" and e[2] == str(path))
+    tmp = events[rename][1]
+    synced_before = {e[1] for e in events[:rename] if e[0] == "fsync"}
+    assert {f"{tmp}/x.npy", f"{tmp}/words.npy", f"{tmp}/settings.json", tmp} <= synced_before
+    assert ("fsync", str(home)) in events[rename:]  # the rename itself made durable
 
 
 def test_entry_with_other_settings_is_rebuilt(home, caplog):

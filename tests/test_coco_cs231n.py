@@ -131,3 +131,50 @@ def test_missing_h5_dataset_is_named(tmp_path, rng):
         del f["val_captions"]
     with pytest.raises(DataError, match=r"lacks the datasets \['val_captions'\]"):
         coco.load_coco_data(tmp_path / "coco")
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize("pca", [True, False])
+def test_the_download_keeps_every_file_the_loader_reads(tmp_path, rng, pca):
+    from minicap.data.download import DATASETS
+
+    written = _fake_folder(tmp_path / "coco", rng)
+    needs = DATASETS["coco-cs231n"].needs
+    for path in (tmp_path / "coco").iterdir():
+        if path.name not in needs:
+            path.unlink()
+    data = coco.load_coco_data(tmp_path / "coco", pca_features=pca)  # a folder holding only `needs` is enough
+    np.testing.assert_array_equal(data["val_features"], written[f"val_{'pca' if pca else 'fc7'}"])
+
+
+def test_url_list_that_is_not_utf8_is_named(tmp_path, rng):
+    _fake_folder(tmp_path / "coco", rng)
+    path = tmp_path / "coco" / "train2014_urls.txt"
+    path.write_bytes(b"\xffhttp://x/1.jpg\n" * 4)
+    with pytest.raises(DataError) as err:
+        coco.load_coco_data(tmp_path / "coco")
+    assert str(err.value).startswith(f"{path} is not UTF-8 text (")
+    assert str(err.value).endswith("download it again")
+
+
+def test_max_train_accepts_numpy_integers(tmp_path, rng):
+    _fake_folder(tmp_path / "coco", rng)
+    data = coco.load_coco_data(tmp_path / "coco", max_train=np.int64(2))
+    assert data["train_captions"].shape == (2, 17)
+    for bad in (np.int64(0), np.bool_(True), True, 2.0):
+        with pytest.raises(ValueError, match="max_train must be a positive integer or None"):
+            coco.load_coco_data(tmp_path / "coco", max_train=bad)
+
+
+def test_cli_without_h5py_prints_the_install_hint_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from minicap.cli import main
+
+    (tmp_path / "coco").mkdir()
+    vocab = {"idx_to_word": WORDS, "word_to_idx": {w: i for i, w in enumerate(WORDS)}}
+    (tmp_path / "coco" / "coco2014_vocab.json").write_text(json.dumps(vocab))
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    assert main(["data", "show", "coco-cs231n", "--data-path", str(tmp_path / "coco"), "--out", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == "minicap data: error: reading the CS231n COCO files needs h5py: pip install 'minicap[coco]'\n"

@@ -194,3 +194,94 @@ def test_torch_saved_bad_contents_are_named(tmp_path, change, message):
     with pytest.raises(DataError, match=message) as err:
         coco.load_coco_pt(path)
     assert str(path) in str(err.value)
+
+
+# ---------------------------------------------------------------- review fixes: damaged or odd inputs
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda data: data[: len(data) // 2], "BadZipFile: File is not a zip file"),
+    (lambda data: data[:200] + bytes([data[200] ^ 1]) + data[201:], "BadZipFile: Bad CRC-32"),
+], ids=["truncated", "bad-crc"])
+def test_damaged_feature_cache_says_to_delete_it_and_extract_again(coco_pt, rng, damage, reason):
+    _write_features(coco_pt, "mobilenet_v2", rng)
+    cache = coco.features_path(coco_pt, "mobilenet_v2")
+    damaged = damage(cache.read_bytes())
+    cache.write_bytes(damaged)
+    with pytest.raises(DataError) as err:
+        coco.load_coco_pt(coco_pt)
+    message = str(err.value)
+    assert f"cannot read the feature file {cache} ({reason}" in message
+    assert "delete it and extract again" in message
+    assert f"`minicap features {coco_pt} --encoder mobilenet_v2`" in message
+    assert cache.read_bytes() == damaged
+
+
+def test_integer_features_are_refused_and_float64_become_float32(coco_pt, rng):
+    arrays = _write_features(coco_pt, "mobilenet_v2", rng)
+    cache = coco.features_path(coco_pt, "mobilenet_v2")
+    save_features(cache, {k: v.astype(np.int64) for k, v in arrays.items()}, "mobilenet_v2")
+    with pytest.raises(DataError, match=r"does not hold float train_spatial .*got int64 \(3, 5, 2, 2\), int64 \(3, 5\)"):
+        coco.load_coco_pt(coco_pt)
+    save_features(cache, {k: v.astype(np.float64) for k, v in arrays.items()}, "mobilenet_v2")
+    data = coco.load_coco_pt(coco_pt, spatial=True)
+    assert data["train_features"].dtype == np.float32
+    np.testing.assert_array_equal(data["train_features"], arrays["train_spatial"])
+
+
+@pytest.mark.parametrize("vocab, got", [
+    ({"idx_to_token": WORDS, "token_to_idx": list(enumerate(WORDS))}, "list and list"),
+    ({"idx_to_token": "abc", "token_to_idx": {}}, "str and dict"),
+    ({"idx_to_token": 7, "token_to_idx": {}}, "int and dict"),
+])
+def test_malformed_vocab_is_named(tmp_path, vocab, got):
+    path = tmp_path / "vocab.pt"
+    _plain_torch_zip(path, {"train_images": [1], "train_captions": [1], "val_images": [1], "val_captions": [1], "vocab": vocab})
+    with pytest.raises(DataError) as err:
+        coco.load_coco_pt(path)
+    assert str(err.value).startswith(f"{path}: the vocabulary must hold a list idx_to_token and a dict token_to_idx, got {got}")
+
+
+def test_folder_passed_as_coco_pt_is_named_as_a_folder(tmp_path):
+    folder = tmp_path / "coco.pt"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"{folder} is a folder, not the coco.pt file"):
+        coco.load_coco_pt(folder)
+
+
+def test_num_train_accepts_numpy_integers(coco_pt):
+    data = coco.load_coco_pt(coco_pt, num_train=np.int64(2))
+    assert data["train_images"].shape[0] == 2 and data["train_image_idxs"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="num_train must be a positive integer"):
+        coco.load_coco_pt(coco_pt, num_train=np.bool_(True))
+
+
+def test_unwritable_folder_is_found_before_the_cnn_runs(coco_pt, monkeypatch):
+    import tempfile
+
+    import minicap.encoders
+
+    calls = []
+    monkeypatch.setattr(minicap.encoders, "load_encoder", lambda name, weights=None: calls.append(name) or _MeanEncoder())
+
+    def read_only(*args, dir=None, **kwargs):  # the tests run as root, where chmod cannot make a folder read-only
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(PermissionError) as err:
+        coco.extract_coco_pt_features(coco_pt, progress=False)
+    message = str(err.value)
+    assert f"cannot write coco.pt.mobilenet_v2.features.npz in {coco_pt.parent} (Permission denied)" in message
+    assert f"Copy {coco_pt} to a folder you can write to" in message
+    assert calls == []  # neither the weights nor the CNN were touched
+    assert sorted(p.name for p in coco_pt.parent.iterdir()) == ["coco.pt"]
+
+
+def test_data_show_works_without_features(coco_pt, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from minicap.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", "coco-eecs498", "--data-path", str(coco_pt), "--batch-size", "2", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not coco.features_path(coco_pt, "mobilenet_v2").exists()

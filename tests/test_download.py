@@ -2,6 +2,8 @@
 full download, resume, dropped connections, size and checksum checks,
 offline errors, and dataset unpacking."""
 
+import dataclasses
+import errno
 import hashlib
 import http.server
 import io
@@ -149,6 +151,26 @@ def test_recorded_checksum_catches_a_changed_file(server, tmp_path):
     assert not (tmp_path / "second.bin").exists()
 
 
+@pytest.mark.parametrize("records", ["{not json", "[1, 2]", '{"URL": "not a record"}', '{"URL": {"size": 10244}}'])
+def test_broken_records_file_is_reported_and_deletes_no_download(server, tmp_path, records):
+    url = server.url + "/blob.bin"
+    dl.checksum_file().parent.mkdir(parents=True)
+    dl.checksum_file().write_text(records.replace("URL", url))
+    dest = tmp_path / "blob.bin"
+    part = dest.with_name("blob.bin.part")
+    part.write_bytes(BLOB[:3000])  # an interrupted download, to be resumed later
+    with pytest.raises(DataError, match="downloads.json .*; delete it .checksums are recorded again") as err:
+        dl.download(url, dest, expected_size=len(BLOB), progress=False)
+    assert "it is not the file" not in str(err.value)
+    assert part.read_bytes() == BLOB[:3000] and not dest.exists()
+    assert server.requests == []  # checked before fetching: no bytes thrown away
+    dest.write_bytes(BLOB)  # a complete, good file already in place
+    with pytest.raises(DataError, match="downloads.json") as err:
+        dl.download(url, dest, expected_size=len(BLOB), progress=False)
+    assert "it is not the file" not in str(err.value)
+    assert dest.read_bytes() == BLOB and part.read_bytes() == BLOB[:3000]
+
+
 def test_http_error_names_the_file_and_where_to_put_it(server, tmp_path):
     dest = tmp_path / "missing.bin"
     with pytest.raises(dl.DownloadError, match="HTTP 404") as err:
@@ -171,20 +193,23 @@ def test_unreachable_host_gives_the_offline_message_quickly(tmp_path, monkeypatc
     assert isinstance(err.value, OSError)
 
 
-def _fake_cs231n_zip():
+def _fake_cs231n_zip(names=dl.DATASETS["coco-cs231n"].needs, compression=zipfile.ZIP_STORED):
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("coco_captioning/coco2014_captions.h5", b"h5")
-        z.writestr("coco_captioning/coco2014_vocab.json", b"{}")
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name in names:
+            z.writestr(f"coco_captioning/{name}", b"{}" if name.endswith(".json") else name.encode() * 50)
     return buf.getvalue()
 
 
-def test_download_dataset_unpacks_atomically(server, tmp_path, monkeypatch):
-    blob = _fake_cs231n_zip()
+def _serve_cs231n(server, monkeypatch, blob):
+    """The real coco-cs231n entry (its ``needs``), served locally with ``blob`` as the zip."""
     server.files["/coco.zip"] = blob
-    spec = dl.Dataset(server.url + "/coco.zip", "coco_captioning.zip", len(blob), "coco_captioning",
-                      ("coco2014_captions.h5", "coco2014_vocab.json"))
+    spec = dataclasses.replace(dl.DATASETS["coco-cs231n"], url=server.url + "/coco.zip", size=len(blob))
     monkeypatch.setitem(dl.DATASETS, "coco-cs231n", spec)
+
+
+def test_download_dataset_unpacks_atomically(server, tmp_path, monkeypatch):
+    _serve_cs231n(server, monkeypatch, _fake_cs231n_zip())
     folder = dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
     assert folder == tmp_path / "data" / "coco_captioning"
     assert (folder / "coco2014_vocab.json").read_bytes() == b"{}"
@@ -204,6 +229,60 @@ def test_download_dataset_refuses_the_wrong_archive(server, tmp_path, monkeypatc
     with pytest.raises(DataError, match="not the expected archive"):
         dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
     assert not (tmp_path / "data" / "coco_captioning").exists()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["coco_captioning.zip"]
+
+
+def test_archive_without_every_file_the_loader_reads_is_refused_and_kept(server, tmp_path, monkeypatch):
+    _serve_cs231n(server, monkeypatch, _fake_cs231n_zip(["coco2014_captions.h5", "coco2014_vocab.json"]))
+    with pytest.raises(DataError) as err:
+        dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
+    message = str(err.value)
+    for name in ("train2014_vgg16_fc7_pca.h5", "val2014_vgg16_fc7_pca.h5", "train2014_urls.txt", "val2014_urls.txt"):
+        assert name in message
+    assert "coco_captioning.zip does not hold" in message and "delete it and download again" in message
+    # No folder that later runs would take as complete, and the zip is still there.
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["coco_captioning.zip"]
+
+
+def test_incomplete_folder_is_not_taken_as_done(tmp_path):
+    folder = tmp_path / "coco_captioning"
+    folder.mkdir()
+    for name in ("coco2014_captions.h5", "coco2014_vocab.json"):
+        (folder / name).write_bytes(b"x")
+    with pytest.raises(DataError, match=r"exists but lacks \['train2014_vgg16_fc7_pca.h5'"):
+        dl.download_dataset("coco-cs231n", tmp_path, progress=False)
+
+
+def _damage_first_deflate_stream(blob):
+    data = bytearray(blob)
+    start = 30 + len("coco_captioning/" + dl.DATASETS["coco-cs231n"].needs[0])  # past the local header
+    for i in range(start + 2, start + 12):
+        data[i] ^= 0x55
+    return bytes(data)
+
+
+def test_damaged_zip_placed_by_hand_is_a_clear_error_and_kept(server, tmp_path, monkeypatch):
+    blob = _damage_first_deflate_stream(_fake_cs231n_zip(compression=zipfile.ZIP_DEFLATED))
+    _serve_cs231n(server, monkeypatch, blob)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "coco_captioning.zip").write_bytes(blob)  # right size, so it is used as is
+    with pytest.raises(DataError, match="coco_captioning.zip cannot be unpacked .*damaged or truncated; delete it and download again"):
+        dl.download_dataset("coco-cs231n", data, progress=False)
+    assert [p.name for p in data.iterdir()] == ["coco_captioning.zip"]  # no temporary folder left
+    assert server.requests == []
+
+
+def test_full_disk_while_unpacking_keeps_the_zip(server, tmp_path, monkeypatch):
+    _serve_cs231n(server, monkeypatch, _fake_cs231n_zip())
+
+    def full(self, path=None, members=None, pwd=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", full)
+    with pytest.raises(DataError, match="no space left to unpack") as err:
+        dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
+    assert "delete" not in str(err.value) and "the zip is kept" in str(err.value)
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["coco_captioning.zip"]
 
 

@@ -88,6 +88,28 @@ def test_feature_file_of_another_encoder_is_refused(tmp_path):
         load_features(path, encoder_name="mobilenet_v2")
 
 
+def _flip_middle_byte(data):
+    data = bytearray(data)
+    data[len(data) // 2] ^= 1  # inside the stored bytes of "x": the zip's CRC no longer matches
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [(lambda data: data[: len(data) // 2], "BadZipFile: File is not a zip file"), (_flip_middle_byte, "BadZipFile: Bad CRC-32")],
+    ids=["truncated", "bad-crc"],
+)
+def test_damaged_feature_file_says_to_extract_again(tmp_path, damage, reason):
+    path = save_features(tmp_path / "feats.npz", {"x": np.arange(1000.0)}, "mobilenet_v2")
+    damaged = damage(path.read_bytes())
+    path.write_bytes(damaged)
+    with pytest.raises(ValueError) as err:
+        load_features(path, encoder_name="mobilenet_v2")
+    assert str(err.value).startswith(f"cannot read the feature file {path} ({reason}")
+    assert str(err.value).endswith("it is damaged: delete it and extract again")
+    assert path.read_bytes() == damaged  # reported, not deleted
+
+
 def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
     path = save_features(tmp_path / "feats.npz", {"x": np.arange(3.0)}, "mobilenet_v2")
 

@@ -312,3 +312,56 @@ def test_torch_nested_containers_and_separate_storages(tmp_path, zip_format):
     for key, tensor in obj["state"].items():
         _check_same(got["state"][key], tensor)
     assert not np.shares_memory(got["list"][0], got["list"][1][0])
+
+
+# ---------------------------------------------------------------- the allow-listed names stay out of the pickle's reach
+
+
+def _raw_zip(path, pickle_bytes):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pickle_bytes)
+
+
+_REBUILD_V2 = b"ctorch._utils\n_rebuild_tensor_v2\n"
+
+
+def test_pickle_cannot_set_attributes_on_a_reader_function(tmp_path):
+    from minicap.data import torchfile
+
+    before = (torchfile._rebuild_tensor_v2.__defaults__, torchfile._rebuild_tensor_v2.__qualname__)
+    # GLOBAL, then BUILD with slot state {"__defaults__": (1, 2, 3), "__qualname__": "pwned"}
+    state = b"N}(X\x0c\x00\x00\x00__defaults__K\x01K\x02K\x03\x87X\x0c\x00\x00\x00__qualname__X\x05\x00\x00\x00pwnedu\x86b."
+    path = tmp_path / "build.pt"
+    _raw_zip(path, b"\x80\x02" + _REBUILD_V2 + state)
+    with pytest.raises(DataError, match="build.pt: the pickle tries to modify a reader function"):
+        read_torch_file(path)
+    assert (torchfile._rebuild_tensor_v2.__defaults__, torchfile._rebuild_tensor_v2.__qualname__) == before
+
+
+@pytest.mark.parametrize("pickle_bytes, what", [
+    (b"\x80\x02" + _REBUILD_V2 + b".", "the function _rebuild_tensor_v2"),
+    (b"\x80\x02]ccollections\nOrderedDict\na.", "the class OrderedDict"),
+    (b"\x80\x02}X\x01\x00\x00\x00actorch\nfloat32\ns.", "the dtype torch.float32"),
+    (b"\x80\x02(ctorch\nFloatStorage\nt.", "a storage type"),
+], ids=["function", "class", "dtype", "storage-type"])
+def test_reader_markers_are_not_returned_as_data(tmp_path, pickle_bytes, what):
+    path = tmp_path / "marker.pt"
+    _raw_zip(path, pickle_bytes)
+    with pytest.raises(DataError) as err:
+        read_torch_file(path)
+    assert str(err.value) == (
+        f"{path}: the pickle returns {what} itself as a value; "
+        "only tensors, numbers, strings and containers of them can be read"
+    )
+
+
+def test_cyclic_containers_still_read(tmp_path):
+    path = tmp_path / "cycle.pt"
+    _raw_zip(path, b"\x80\x02]q\x00h\x00a.")  # a list that holds itself
+    loaded = read_torch_file(path)
+    assert isinstance(loaded, list) and loaded[0] is loaded
+
+
+def test_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file written by torch.save"):
+        read_torch_file(tmp_path)

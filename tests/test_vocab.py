@@ -111,3 +111,22 @@ def test_min_count_threshold_property(sentences, min_count):
     ids = encode_captions(captions, w2i, 8)
     n_unk = sum(1 for s in sentences for w in s if counts[w] < min_count)
     assert (ids == 3).sum() == n_unk
+
+
+def test_tokenize_keeps_letters_and_digits_of_any_script():
+    assert tokenize("A café with a naïve Zoë") == ["a", "café", "with", "a", "naïve", "zoë"]
+    assert tokenize("Cafe\u0301 CAFÉ") == ["café", "café"]  # decomposed and precomposed: one word
+    assert tokenize("Ein Hund läuft über die Straße.") == ["ein", "hund", "läuft", "über", "die", "straße"]
+    assert tokenize("собака на траве, 2 кошки") == ["собака", "на", "траве", "2", "кошки"]
+    assert tokenize("हिन्दी text") == ["हिन्दी", "text"]  # vowel signs are marks and stay in the word
+    assert tokenize("x_y «quoted» a—b") == ["x", "y", "quoted", "a", "b"]  # "_" and non-ASCII punctuation separate
+    assert tokenize("\u0301alone") == ["alone"]
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+@settings(max_examples=200, deadline=None)
+def test_tokenize_ascii_is_unchanged(text):
+    import re
+
+    expected = [w for w in re.split(r"[^0-9a-z]+", re.sub(r"'", "", text.lower())) if w]
+    assert tokenize(text) == expected

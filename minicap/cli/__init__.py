@@ -16,8 +16,9 @@ COMMANDS = (demo, data, features, train, evaluate, caption, visualize)
 
 # What counts as the user's mistake rather than a bug in minicap: bad values,
 # missing or unreadable files, a device that is not there, a run that diverged
-# (NonFiniteLossError is a FloatingPointError: lower the learning rate).
-USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError)
+# (NonFiniteLossError is a FloatingPointError: lower the learning rate), an
+# optional package not installed (the ImportError says what to pip install).
+USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError, ImportError)
 
 
 def build_parser():

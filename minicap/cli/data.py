@@ -51,7 +51,13 @@ def run_show(args):
 
     from ..data.minibatch import plot_minibatch
 
-    data = runs.load_dataset(args.dataset, args.data_path, spatial=False)
+    if args.dataset == "coco-eecs498" and args.data_path is not None:
+        from ..data import load_coco_pt
+
+        # The picture needs only images and captions: no features, so no `minicap features` first.
+        data = load_coco_pt(args.data_path)
+    else:
+        data = runs.load_dataset(args.dataset, args.data_path, spatial=False)
     path = plot_minibatch(data, args.out, batch_size=args.batch_size, split=args.split,
                           rng=np.random.default_rng(args.seed))
     print(f"wrote {path}")

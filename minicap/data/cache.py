@@ -68,9 +68,29 @@ def _read(path, expected):
             return None
         names = json.loads(stored)["arrays"]
         return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in names}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as err:
+        # EOFError: np.load on an empty .npy, the usual leftover of a power cut.
         log.warning("cache %s is unreadable (%s); rebuilding it", path, err)
         return None
+
+
+def _fsync_dir(path):
+    """Make a folder's entries (new files, a rename) durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the files themselves are synced
+    finally:
+        os.close(fd)
+
+
+def _sync(f):
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _write(path, arrays, settings_text):
@@ -82,16 +102,24 @@ def _write(path, arrays, settings_text):
         log.warning("cannot write the cache in %s (%s); set MINICAP_HOME to a writable folder", path.parent, err)
         return False
     try:
+        # Every file is synced before the rename: otherwise a power cut can
+        # leave the renamed folder holding empty files.
         for key, value in arrays.items():
-            np.save(tmp / f"{key}.npy", value, allow_pickle=False)
+            with open(tmp / f"{key}.npy", "wb") as f:
+                np.save(f, value, allow_pickle=False)
+                _sync(f)
         # settings.json last: its presence marks a complete entry.
         meta = {"settings_text": settings_text, "arrays": sorted(arrays)}
-        (tmp / _SETTINGS_FILE).write_text(json.dumps(meta))
+        with open(tmp / _SETTINGS_FILE, "w") as f:
+            json.dump(meta, f)
+            _sync(f)
+        _fsync_dir(tmp)
         if path.exists():  # a corrupt entry: rename(2) cannot replace a non-empty folder
             stale = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".stale"))
             os.replace(path, stale / "old")
             shutil.rmtree(stale, ignore_errors=True)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
         return True
     except OSError as err:
         log.warning("cannot write the cache %s (%s); the data is returned uncached", path, err)

@@ -15,7 +15,9 @@ Both return the layout of every minicap loader: ``{split}_captions`` int32
 """
 
 import json
+import os
 import pathlib
+import tempfile
 
 import numpy as np
 
@@ -82,8 +84,20 @@ def _read_h5(path, keys):
 def _read_lines(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; {_GET_CS231N}")
-    with open(path, encoding="utf-8") as f:
-        return np.asarray([line.strip() for line in f])
+    try:
+        with open(path, encoding="utf-8") as f:
+            return np.asarray([line.strip() for line in f])
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text ({err}); it is damaged: download it again") from None
+
+
+def _check_count(value, name):
+    """A positive integer (Python or NumPy, not bool) or None, as a Python int."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
 
 
 def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, seed=0):
@@ -106,8 +120,7 @@ def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, s
             "the CS231n COCO features are global fc7 vectors; there are no spatial maps for the attention model. "
             "Use coco-eecs498 (coco.pt with `minicap features`) or the shapes world for attention"
         )
-    if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < 1):
-        raise ValueError(f"max_train must be a positive integer or None, got {max_train!r}")
+    max_train = _check_count(max_train, "max_train")
     base = pathlib.Path(base_dir)
     if not base.is_dir():
         raise FileNotFoundError(f"{base} is not a folder; {_GET_CS231N}")
@@ -175,6 +188,8 @@ class CocoPtData(dict):
 def _read_coco_pt(path):
     """The contents of coco.pt, checked: {split: (images, captions)}, idx_to_word, word_to_idx."""
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not the coco.pt file; pass the file itself ({_GET_EECS498})")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; {_GET_EECS498}")
     raw = read_torch_file(path)
@@ -185,7 +200,13 @@ def _read_coco_pt(path):
     vocab = raw["vocab"]
     if not isinstance(vocab, dict) or "idx_to_token" not in vocab or "token_to_idx" not in vocab:
         raise DataError(f"{path}: 'vocab' must be a dict with idx_to_token and token_to_idx; {_GET_EECS498}")
-    idx_to_word, word_to_idx = list(vocab["idx_to_token"]), dict(vocab["token_to_idx"])
+    idx_to_word, word_to_idx = vocab["idx_to_token"], vocab["token_to_idx"]
+    if not isinstance(idx_to_word, (list, tuple)) or not isinstance(word_to_idx, dict):
+        raise DataError(
+            f"{path}: the vocabulary must hold a list idx_to_token and a dict token_to_idx, got "
+            f"{type(idx_to_word).__name__} and {type(word_to_idx).__name__}; {_GET_EECS498}"
+        )
+    idx_to_word, word_to_idx = list(idx_to_word), dict(word_to_idx)
     _check_vocab(idx_to_word, word_to_idx, path)
     splits = {}
     for split in ("train", "val"):
@@ -211,19 +232,22 @@ def _load_features(path, encoder, splits):
     try:
         arrays = load_features(cache, encoder)
     except ValueError as err:
-        raise DataError(f"{err}; or delete {cache} and run `minicap features {path} --encoder {encoder}`") from None
+        raise DataError(f"{err}. To extract them, run `minicap features {path} --encoder {encoder}`") from None
     out = {}
     for split, (images, _) in splits.items():
         spatial, pooled = arrays.get(f"{split}_spatial"), arrays.get(f"{split}_pooled")
         if (
             spatial is None or pooled is None or spatial.ndim != 4 or pooled.ndim != 2
             or len(spatial) != len(images) or pooled.shape != spatial.shape[:2]
+            or not np.issubdtype(spatial.dtype, np.floating) or not np.issubdtype(pooled.dtype, np.floating)
         ):
+            got = "missing" if spatial is None or pooled is None else f"{spatial.dtype} {spatial.shape}, {pooled.dtype} {pooled.shape}"
             raise DataError(
-                f"{cache} does not hold {split}_spatial (N, D, Hs, Ws) and {split}_pooled (N, D) for the "
-                f"{len(images)} {split} images of {path}; delete it and run `minicap features {path} --encoder {encoder}`"
+                f"{cache} does not hold float {split}_spatial (N, D, Hs, Ws) and {split}_pooled (N, D) for the "
+                f"{len(images)} {split} images of {path} (got {got}); "
+                f"delete it and run `minicap features {path} --encoder {encoder}`"
             )
-        out[split] = (spatial, pooled)
+        out[split] = (spatial.astype(np.float32, copy=False), pooled.astype(np.float32, copy=False))
     return out
 
 
@@ -243,8 +267,7 @@ def load_coco_pt(path, spatial=False, encoder="mobilenet_v2", num_train=None):
     asking for ``data["train_features"]`` raises a DataError saying how to
     make them.
     """
-    if num_train is not None and (isinstance(num_train, bool) or not isinstance(num_train, int) or num_train < 1):
-        raise ValueError(f"num_train must be a positive integer or None, got {num_train!r}")
+    num_train = _check_count(num_train, "num_train")
     splits, idx_to_word, word_to_idx = _read_coco_pt(path)
     data = CocoPtData(idx_to_word=idx_to_word, word_to_idx=word_to_idx)
     features = None
@@ -265,6 +288,22 @@ def load_coco_pt(path, spatial=False, encoder="mobilenet_v2", num_train=None):
     return data
 
 
+def _check_writable(path, encoder):
+    """Raise a clear OSError if the features of ``path`` cannot be written beside it."""
+    path = pathlib.Path(path)
+    target = features_path(path, encoder)
+    try:
+        fd, probe = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".probe")
+    except OSError as err:
+        raise type(err)(
+            f"cannot write {target.name} in {target.parent} ({err.strerror or err}): the features are cached beside "
+            f"{path.name}, so its folder must be writable. Copy {path} to a folder you can write to and run "
+            f"`minicap features` on the copy (and load the copy)"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_size=64, device="cpu", progress=True):
     """Run a pretrained CNN over coco.pt's images once and cache the features beside the file.
 
@@ -276,6 +315,8 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
     from minicap.encoders import extract_features, load_encoder, save_features
 
     splits, _, _ = _read_coco_pt(path)
+    # Before the CNN runs (minutes): a read-only dataset folder must not cost that work.
+    _check_writable(path, encoder)
     model = load_encoder(encoder, weights)
     arrays = {}
     for split, (images, _) in splits.items():

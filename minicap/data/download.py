@@ -13,6 +13,7 @@ folder of your choice) and unpacks archives atomically.
 """
 
 import dataclasses
+import errno
 import hashlib
 import http.client
 import json
@@ -24,6 +25,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 
 from minicap.atomic import atomic_open
 from minicap.data.cache import cache_dir
@@ -56,7 +58,18 @@ DATASETS = {
         filename="coco_captioning.zip",
         size=1_035_210_391,
         unpack_to="coco_captioning",
-        needs=("coco2014_captions.h5", "coco2014_vocab.json"),
+        # Every file load_coco_data reads (both feature widths): a folder that
+        # lacks one would be returned as done, with its zip already deleted.
+        needs=(
+            "coco2014_captions.h5",
+            "coco2014_vocab.json",
+            "train2014_vgg16_fc7_pca.h5",
+            "val2014_vgg16_fc7_pca.h5",
+            "train2014_vgg16_fc7.h5",
+            "val2014_vgg16_fc7.h5",
+            "train2014_urls.txt",
+            "val2014_urls.txt",
+        ),
     ),
     "coco-eecs498": Dataset(
         url="https://web.eecs.umich.edu/~justincj/teaching/eecs498/coco.pt",
@@ -71,6 +84,10 @@ def checksum_file():
     return cache_dir() / "downloads.json"
 
 
+def _records_error(path, what):
+    return DataError(f"{path} {what}; delete it (checksums are recorded again on the next download)")
+
+
 def _read_records():
     path = checksum_file()
     if not path.is_file():
@@ -78,10 +95,21 @@ def _read_records():
     try:
         records = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise DataError(f"{path} is unreadable ({err}); delete it (checksums are recorded again on the next download)") from None
+        raise _records_error(path, f"is unreadable ({err})") from None
     if not isinstance(records, dict):
-        raise DataError(f"{path} is not a JSON object; delete it (checksums are recorded again on the next download)")
+        raise _records_error(path, "is not a JSON object")
     return records
+
+
+def _record_of(url):
+    """The recorded (size, sha256) of ``url``, (None, None) if none; a malformed entry is an error."""
+    record = _read_records().get(url)
+    if record is None:
+        return None, None
+    size, sha256 = (record.get("size"), record.get("sha256")) if isinstance(record, dict) else (None, None)
+    if not (isinstance(size, int) and not isinstance(size, bool) and isinstance(sha256, str)):
+        raise _records_error(checksum_file(), f"holds a malformed entry for {url}")
+    return size, sha256
 
 
 def _record(url, size, sha256):
@@ -165,12 +193,8 @@ def _fetch(url, part, expected_size, progress):
     return digest
 
 
-def _verify(url, path, size, sha256, expected_size, expected_sha256):
-    """Raise DataError if ``path`` (of ``size`` bytes, digest ``sha256``) is not the file expected."""
-    record = _read_records().get(url)
-    checks = [("the expected", expected_size, expected_sha256)]
-    if isinstance(record, dict):
-        checks.append((f"the recorded (in {checksum_file()})", record.get("size"), record.get("sha256")))
+def _verify(path, size, sha256, checks):
+    """Raise DataError if ``path`` (of ``size`` bytes, digest ``sha256``) fails one of ``checks``."""
     for what, want_size, want_sha in checks:
         if want_size is not None and size != want_size:
             raise DataError(f"{path} is {size:,} bytes, {what} size is {want_size:,}")
@@ -191,12 +215,20 @@ def download(url, dest, expected_size=None, sha256=None, progress=True):
     Raises ``DownloadError`` (an OSError) when the file cannot be fetched,
     with a message saying where to put it by hand, and ``DataError`` when
     what arrived is not the expected file (a ``.part`` too long or not
-    matching the checksum is deleted so the next call starts afresh).
+    matching the size or checksum is deleted so the next call starts afresh).
+    An unreadable ``downloads.json`` is a ``DataError`` raised before anything
+    is fetched, and deletes nothing.
     """
     dest = pathlib.Path(dest)
+    # Read the records first: a broken downloads.json is its own error, and
+    # must not be mistaken for a bad download (which is deleted).
+    recorded_size, recorded_sha = _record_of(url)
+    checks = [("the expected", expected_size, sha256)]
+    if recorded_size is not None:
+        checks.append((f"the recorded (in {checksum_file()})", recorded_size, recorded_sha))
     if dest.is_file():
         try:
-            _verify(url, dest, dest.stat().st_size, _sha256_of(dest).hexdigest(), expected_size, sha256)
+            _verify(dest, dest.stat().st_size, _sha256_of(dest).hexdigest(), checks)
         except DataError as err:
             raise DataError(f"{err}; it is not the file {url} serves: delete it and run this again") from None
         return dest
@@ -213,12 +245,12 @@ def download(url, dest, expected_size=None, sha256=None, progress=True):
     except DownloadError as err:
         raise _offline_error(url, dest, f"{err} (run again to resume)", expected_size) from None
     try:
-        _verify(url, part, part.stat().st_size, digest.hexdigest(), expected_size, sha256)
-    except DataError:
+        _verify(part, part.stat().st_size, digest.hexdigest(), checks)
+    except DataError as err:
         part.unlink()
-        raise
+        raise DataError(f"{err}; it is not the file {url} serves, so it was deleted: run this again") from None
     os.replace(part, dest)
-    if url not in _read_records():
+    if recorded_size is None:
         _record(url, dest.stat().st_size, digest.hexdigest())
     return dest
 
@@ -232,8 +264,24 @@ def _safe_extract(archive_path, folder):
                 if not target.is_relative_to(folder.resolve()):
                     raise DataError(f"{archive_path} holds {name!r}, which would be written outside {folder}")
             archive.extractall(folder)
-    except (zipfile.BadZipFile, OSError) as err:
+    except DataError:
+        raise
+    except OSError as err:
+        # A full disk or an unwritable folder is not the zip's fault: keep the
+        # (possibly 1 GB) zip and say what to fix instead.
+        if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise DataError(
+                f"no space left to unpack {archive_path} into {folder.parent}: free some space and run this again "
+                "(the zip is kept)"
+            ) from None
+        if err.errno is not None and err.filename is not None and str(err.filename) != str(archive_path):
+            raise DataError(f"cannot unpack {archive_path}: {err}; fix that and run this again (the zip is kept)") from None
         raise DataError(f"{archive_path} cannot be unpacked ({err}); delete it and download again") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as err:
+        raise DataError(
+            f"{archive_path} cannot be unpacked ({type(err).__name__}: {err}): it is damaged or truncated; "
+            "delete it and download again"
+        ) from None
 
 
 def _unpack(archive_path, final, needs):
@@ -246,7 +294,10 @@ def _unpack(archive_path, final, needs):
         root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
         missing = [n for n in needs if not (root / n).is_file()]
         if missing:
-            raise DataError(f"{archive_path} does not hold {missing}: it is not the expected archive")
+            raise DataError(
+                f"{archive_path} does not hold {missing}: it is not the expected archive, or it is incomplete; "
+                "delete it and download again"
+            )
         os.replace(root, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

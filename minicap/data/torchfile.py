@@ -208,20 +208,69 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
     return data
 
 
+class _Reader:
+    """An allow-listed callable as the pickle sees it.
+
+    The pickle never gets the function itself: a BUILD opcode on a plain
+    function would set its attributes (``__defaults__``, ``__code__``'s
+    neighbours) for the rest of the process, and a function could be handed
+    back as data.
+    """
+
+    __slots__ = ("_function",)
+
+    def __init__(self, function):
+        self._function = function
+
+    def __call__(self, *args):
+        return self._function(*args)
+
+    def __setstate__(self, state):
+        raise DataError("the pickle tries to modify a reader function")
+
+
 _ALLOWED = {
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_tensor"): _Reader(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): _Reader(_rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_tensor_v3"): _Reader(_rebuild_tensor_v3),
+    ("torch._utils", "_rebuild_parameter"): _Reader(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Reader(_rebuild_parameter),
     ("torch.storage", "UntypedStorage"): _StorageType(None),
     ("torch", "UntypedStorage"): _StorageType(None),
+    # The classes themselves, not wrappers: a pickle cannot change a built-in
+    # type (BUILD on one fails), and _check_result refuses one returned as data.
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
 }
 _ALLOWED.update({("torch", cls): _StorageType(_DTYPES[name]) for cls, name in _STORAGE_CLASSES.items()})
 _ALLOWED.update({("torch", name): dtype for name, dtype in _DTYPES.items()})
+
+_NOT_DATA = (_Reader, _StorageType, _DType, type)
+
+
+def _check_result(obj):
+    """Refuse a loaded object that holds one of the reader's own markers or classes instead of data."""
+    seen, todo = set(), [obj]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _NOT_DATA):
+            if isinstance(item, _DType):
+                what = f"the dtype torch.{item.name}"
+            elif isinstance(item, _Reader):
+                what = f"the function {item._function.__name__}"
+            elif isinstance(item, _StorageType):
+                what = "a storage type"
+            else:
+                what = f"the class {item.__name__}"
+            raise DataError(
+                f"the pickle returns {what} itself as a value; only tensors, numbers, strings and containers "
+                "of them can be read"
+            )
+        if isinstance(item, (dict, list, tuple, set, frozenset)) and id(item) not in seen:
+            seen.add(id(item))  # pickles can be cyclic
+            todo.extend(item.items() if isinstance(item, dict) else item)
+    return obj
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -293,6 +342,8 @@ def read_torch_file(path):
     message names the file.
     """
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file written by torch.save; pass the file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected a file written by torch.save)")
     with open(path, "rb") as f:
@@ -315,7 +366,7 @@ def _has_zip_directory(path):
 def _unpickle(file, storages):
     """One restricted ``load``; any failure of a hostile or damaged pickle becomes a DataError."""
     try:
-        return _SafeUnpickler(file, storages).load()
+        return _check_result(_SafeUnpickler(file, storages).load())
     except DataError:
         raise
     except Exception as err:  # a damaged pickle can raise almost anything from inside the unpickler

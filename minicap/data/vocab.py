@@ -8,11 +8,15 @@ captions.
 
 Tokenisation is deliberately simple: lowercase, apostrophes dropped inside
 words ("man's" -> "mans"), and every other character that is not a letter or
-digit separates words ("top-left." -> "top", "left").
+digit separates words ("top-left." -> "top", "left"). Letters and digits of
+any script count ("café" and "naïve" are one word each; "_" separates, as in
+ASCII), and the combining accents of a word stay in it (text is NFC
+normalised first, so "e" plus a combining acute and "é" give the same word).
 """
 
 import collections
 import re
+import unicodedata
 
 import numpy as np
 
@@ -23,15 +27,32 @@ SPECIAL_TOKENS = (NULL, START, END, UNK)
 NULL_ID, START_ID, END_ID, UNK_ID = range(4)
 
 _APOSTROPHES = re.compile(r"['\u2019]")
-_SEPARATORS = re.compile(r"[^0-9a-z]+")
+_ASCII_SEPARATORS = re.compile(r"[^0-9a-z]+")
 
 
 def tokenize(caption):
-    """Split one raw caption into lowercase words with punctuation removed."""
+    """Split one raw caption into lowercase words with punctuation removed.
+
+    A word is a run of letters and digits of any script (with the combining
+    marks that follow them); everything else separates words.
+    """
     if not isinstance(caption, str):
         raise ValueError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
     text = _APOSTROPHES.sub("", caption.lower())
-    return [w for w in _SEPARATORS.split(text) if w]
+    if text.isascii():  # nearly every caption: one regex split
+        return [w for w in _ASCII_SEPARATORS.split(text) if w]
+    out, word = [], []
+    for ch in unicodedata.normalize("NFC", text):
+        # A combining mark (Devanagari vowel signs, accents NFC cannot fold)
+        # belongs to the word before it; a lone one separates.
+        if ch.isalnum() or (word and unicodedata.category(ch).startswith("M")):
+            word.append(ch)
+        elif word:
+            out.append("".join(word))
+            word = []
+    if word:
+        out.append("".join(word))
+    return out
 
 
 def _check_captions(captions):

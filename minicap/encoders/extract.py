@@ -9,6 +9,9 @@ to an ``.npz`` atomically; ``load_image`` reads a JPEG/PNG for captioning.
 
 import math
 import pathlib
+import struct
+import zipfile
+import zlib
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -73,8 +76,12 @@ def load_features(path, encoder_name=None):
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {key: f[key] for key in f.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"cannot read the feature file {path} ({err}); delete it and extract again") from None
+    except (OSError, ValueError, EOFError, KeyError, NotImplementedError, struct.error, zipfile.BadZipFile, zlib.error) as err:
+        # An .npz is a zip: a truncated or damaged one fails inside zipfile (BadZipFile for a bad CRC or a
+        # missing directory, zlib.error, struct.error, ...), not in NumPy.
+        raise ValueError(
+            f"cannot read the feature file {path} ({type(err).__name__}: {err}); it is damaged: delete it and extract again"
+        ) from None
     stored = str(arrays.pop("encoder", ""))
     if encoder_name is not None and stored != encoder_name:
         raise ValueError(f"{path} holds {stored or 'unnamed'} features, not {encoder_name}; extract them again")
