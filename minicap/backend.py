@@ -171,16 +171,18 @@ def _sum_rows_sorted(ids, rows, V, dtype):
     """
     flat = ids.reshape(-1)
     rows = rows.reshape(flat.size, rows.shape[-1])
+    # order[j] is the row at sorted position j; the rows themselves are never
+    # copied into sorted order, each pass gathers the ones it adds.
     order = np.argsort(flat, kind="stable")
-    ids_sorted, rows_sorted = flat[order], rows[order]
+    ids_sorted = flat[order]
     starts = np.flatnonzero(np.r_[True, ids_sorted[1:] != ids_sorted[:-1]])
     lengths = np.diff(np.r_[starts, flat.size])
     table = np.zeros((V, rows.shape[1]), dtype=dtype)
     long = lengths >= _LONG_RUN
     for start, length in zip(starts[long].tolist(), lengths[long].tolist()):
-        rows_sorted[start : start + length].sum(axis=0, out=table[ids_sorted[start]])
+        rows[order[start : start + length]].sum(axis=0, out=table[ids_sorted[start]])
     starts, lengths = starts[~long], lengths[~long]
     for k in range(int(lengths.max(initial=0))):
         runs = starts[lengths > k]
-        table[ids_sorted[runs]] += rows_sorted[runs + k]
+        table[ids_sorted[runs]] += rows[order[runs + k]]
     return table
