@@ -18,6 +18,7 @@ import pathlib
 import signal
 import threading
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -63,7 +64,9 @@ def load_npz(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             return {key: f[key] for key in f.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+    # a damaged archive can also claim a newer zip version or an unknown compression
+    # method (NotImplementedError from zipfile) or hold a corrupt deflate stream (zlib.error)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, zlib.error) as err:
         raise CheckpointError(
             f"{path} is not a readable .npz checkpoint ({err}); it may be truncated or of another "
             "format: delete it or point to another checkpoint"

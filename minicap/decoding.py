@@ -6,7 +6,10 @@ host transfer per step is one boolean, "has every caption ended?", which lets
 decoding stop early.
 
 Output layout (both decoders): (N, max_length) integer ids, column 0 is the
-first generated word, ``<END>`` is kept, ``<NULL>`` fills the rest.
+first generated word, ``<END>`` is kept, ``<NULL>`` fills the rest. Neither
+decoder ever generates ``<NULL>`` or ``<START>`` as a word: their scores are
+set to minus infinity at every step, so the probabilities are those of the
+other words, renormalised.
 """
 
 from collections import namedtuple
@@ -58,6 +61,12 @@ def _step(model, words, h, c, A):
         attn, weights, _ = dot_product_attention_forward(h, A)
         h, c, _ = attention_lstm_step_forward(x, h, c, attn, p["Wx"], p["Wh"], p["Wattn"], p["b"])
     scores = h @ p["W_vocab"] + p["b_vocab"]
+    # <NULL> and <START> are never words of a caption: a barely trained model can
+    # still rank them first, and decode_captions would then drop them from the text
+    # (shifting every later word off its attention step). Masking them here, in the
+    # one step both decoders share, keeps beam 1 == greedy.
+    null, start, _ = model.decoding_ids()
+    scores[:, [null, start]] = -np.inf
     return scores, h, c, weights
 
 

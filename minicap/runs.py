@@ -15,6 +15,7 @@ everything they do can be done from Python too.
 """
 
 import json
+import logging
 import pathlib
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,13 @@ from .model import CaptioningRNN
 from .solver import CaptioningSolver
 
 DATASETS = ("shapes", "coco-cs231n", "coco-eecs498")
+
+_log = logging.getLogger(__name__)
+
+# What a training run writes (besides config.json): a new run in an old folder removes
+# these first, so that the folder never mixes files of two runs.
+RUN_FILES = ("checkpoint.npz", "model.npz", "history.json", "metrics.json", "metrics-*.json",
+             "loss.png", "captions.png", "beam.png", "attention_*.png")
 
 
 @dataclass
@@ -90,21 +98,36 @@ def read_config(run_dir):
         raise ValueError(f"{path} is not a valid run config: {exc}") from None
 
 
+def unfinished_hint(run_dir):
+    """Why a run folder with a config.json has no model.npz yet, and what to do."""
+    return (f"training in {run_dir} did not finish (it has config.json but no model.npz); "
+            f"continue it with: minicap train --out {run_dir} --resume")
+
+
 def load_model(run_or_file):
     """The model of a run folder (its model.npz) or of a .npz file."""
     path = pathlib.Path(run_or_file)
     if path.is_dir():
+        if not (path / "model.npz").exists() and (path / "config.json").is_file():
+            raise FileNotFoundError(unfinished_hint(path))  # e.g. stopped by Ctrl-C
         path = path / "model.npz"
     return CaptioningRNN.load(path)
 
 
-def train(config, out_dir, data=None, resume=False, verbose=True):
+def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learning_rate=False):
     """Train the model described by ``config``; write the run folder.
 
     The parameters kept are those of the epoch with the lowest validation
     loss, or with ``config.select_by`` highest on greedy validation captions;
     with ``config.average_decay`` set, the running average of the weights at
     that epoch (``minicap.averaging``).
+
+    Nothing is written until the settings (and, with ``resume``, the checkpoint)
+    have been accepted, so a refused call leaves ``out_dir`` as it was. A run that
+    does not continue from a checkpoint first removes the files an earlier run
+    left there (``RUN_FILES``). With ``resume`` the checkpoint's optimizer state,
+    decayed learning rate included, is used; ``set_learning_rate=True`` replaces
+    that learning rate with ``config.learning_rate`` (logged).
     Returns (model with the best parameters, solver, data).
     """
     from .evaluation import validation_metrics
@@ -116,7 +139,6 @@ def train(config, out_dir, data=None, resume=False, verbose=True):
     model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=config.wordvec_dim,
                           hidden_dim=config.hidden_dim, cell_type=config.cell_type,
                           dtype=np.dtype(config.dtype), seed=config.seed).to(config.device)
-    write_json(out_dir / "config.json", asdict(config))
     solver = CaptioningSolver(
         model, data, update_rule=config.update_rule, optim_config={"learning_rate": config.learning_rate},
         lr_decay=config.lr_decay, batch_size=config.batch_size, num_epochs=config.num_epochs,
@@ -124,6 +146,12 @@ def train(config, out_dir, data=None, resume=False, verbose=True):
         checkpoint_dir=out_dir, resume=resume, val_metric=config.select_by,
         metric_fn=None if config.select_by == "val_loss" else validation_metrics,
         average_decay=config.average_decay)
+    # the constructor has checked the settings and the checkpoint: only now touch the folder
+    if solver.resumed_from is None:
+        _remove_run_files(out_dir)
+    elif set_learning_rate:
+        _set_learning_rate(solver, config.learning_rate)
+    write_json(out_dir / "config.json", asdict(config))
     start = time.perf_counter()
     solver.train()
     solver.restore_best_params()
@@ -135,6 +163,22 @@ def train(config, out_dir, data=None, resume=False, verbose=True):
         "train_seconds": time.perf_counter() - start,
     })
     return model, solver, data
+
+
+def _remove_run_files(out_dir):
+    for pattern in RUN_FILES:
+        for path in out_dir.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
+def _set_learning_rate(solver, learning_rate):
+    """Give every parameter's optimizer the learning rate ``learning_rate`` from now on."""
+    resumed = sorted({float(c["learning_rate"]) for c in solver.optim_configs.values() if "learning_rate" in c})
+    for config in solver.optim_configs.values():
+        config["learning_rate"] = float(learning_rate)
+    was = "/".join(f"{lr:g}" for lr in resumed) or "rule's default"
+    _log.info("learning rate set to %g from the resumed %s", learning_rate, was)
 
 
 IMAGE_SIZE = 112  # shapes world and coco.pt: every image is 112 x 112

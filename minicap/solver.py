@@ -44,14 +44,18 @@ class NonFiniteLossError(FloatingPointError):
 
     Attributes: ``iteration`` (index into ``loss_history`` of the bad step), ``epoch``
     (0-based epoch it was in), ``restored_iteration`` (how many iterations the restored
-    parameters had seen).
+    parameters had seen), ``checkpoint_path`` (the last good checkpoint, or None when none
+    was written), ``facts`` (the message without its advice, for callers such as the
+    command line that give advice of their own).
     """
 
-    def __init__(self, message, iteration, epoch, restored_iteration):
+    def __init__(self, message, iteration, epoch, restored_iteration, checkpoint_path=None, facts=None):
         super().__init__(message)
         self.iteration = iteration
         self.epoch = epoch
         self.restored_iteration = restored_iteration
+        self.checkpoint_path = checkpoint_path
+        self.facts = message if facts is None else facts
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -185,6 +189,7 @@ class CaptioningSolver:
         self._pending = []  # (loss, grads finite) device scalars since the last sync
         self._committing = False  # True while parameters / optimizer state are half-updated
         self._good_params, self._good_average, self._good_iteration = None, None, 0
+        self.resumed_from = None  # the checkpoint file the state was loaded from, if any
         self._val_data = self._choose_val_sample(num_val_samples)
         if metric_fn is not None and self._val_data is None:
             raise ValueError("metric_fn needs validation data: data has no val_captions (or they are empty)")
@@ -345,11 +350,21 @@ class CaptioningSolver:
             self.average = self._good_average.copy()
         saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
         where = f"the checkpoint {self.checkpoint_path} was left as it was" if saved else "no checkpoint was written"
+        facts = (f"non-finite {what} at iteration {iteration} (epoch {self.epoch + 1}); the model's parameters "
+                 f"were restored to those after iteration {self._good_iteration} and {where}.")
+        # only advice that can be followed: a resumed run must keep grad_clip (the settings
+        # check refuses a change), but its learning rate can be lowered; without a
+        # checkpoint there is nothing to resume from
+        clip = "a smaller grad_clip" if self.grad_clip is not None else "grad_clip"
+        if saved:
+            advice = ("Resume from the checkpoint with a lower learning rate (set every "
+                      "solver.optim_configs[name]['learning_rate'] before train()), or train again "
+                      f"from the start with a lower learning rate or {clip}.")
+        else:
+            advice = f"Train again with a lower learning rate or {clip}."
         raise NonFiniteLossError(
-            f"non-finite {what} at iteration {iteration} (epoch {self.epoch + 1}); the model's parameters "
-            f"were restored to those after iteration {self._good_iteration} and {where}. Lower the "
-            "learning rate or set grad_clip, and resume from the checkpoint.",
-            iteration=iteration, epoch=self.epoch, restored_iteration=self._good_iteration,
+            f"{facts} {advice}", iteration=iteration, epoch=self.epoch, restored_iteration=self._good_iteration,
+            checkpoint_path=self.checkpoint_path if saved else None, facts=facts,
         )
 
     def _validation_loss(self):
@@ -486,6 +501,7 @@ class CaptioningSolver:
         self._order, self._position = fields.pop("order"), fields.pop("position")
         for key, value in fields.items():
             setattr(self, key, value)
+        self.resumed_from = pathlib.Path(path)
         self.logger.info("resumed from %s after epoch %d, iteration %d", path, self.epoch, self.iteration)
 
     def restore_best_params(self):

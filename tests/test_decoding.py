@@ -24,12 +24,20 @@ def model_and_features(cell, rng, N=4, grid=(2, 3), scale=2.0):
     return m, rng.standard_normal(shape)
 
 
+def word_log_probs(m, feature, prefix):
+    """The reference's log p(next word), with <NULL> and <START> excluded and
+    the other words renormalised: the decoders never generate those two."""
+    logp = ref.log_probs_of_prefix(m.params, m.cell_type, feature, START, prefix)
+    logp[[NULL, START]] = -np.inf
+    return logp - np.log(np.exp(logp).sum())
+
+
 def reference_greedy(m, features, max_length):
     out = np.full((features.shape[0], max_length), NULL)
     for n in range(features.shape[0]):
         prefix = []
         for t in range(max_length):
-            word = int(np.argmax(ref.log_probs_of_prefix(m.params, m.cell_type, features[n], START, prefix)))
+            word = int(np.argmax(word_log_probs(m, features[n], prefix)))
             out[n, t] = word
             prefix.append(word)
             if word == END:
@@ -86,10 +94,9 @@ def exhaustive_best(m, feature, max_length, length_penalty=0.0):
     best = (-np.inf, None)
     for L in range(1, max_length + 1):
         for seq in itertools.product(range(V), repeat=L):
-            if END in seq[:-1] or (L < max_length and seq[-1] != END):
+            if END in seq[:-1] or (L < max_length and seq[-1] != END) or NULL in seq or START in seq:
                 continue  # not a complete caption of length L
-            logp = sum(ref.log_probs_of_prefix(m.params, m.cell_type, feature, START, seq[:t])[seq[t]]
-                       for t in range(L))
+            logp = sum(word_log_probs(m, feature, seq[:t])[seq[t]] for t in range(L))
             score = logp / L ** length_penalty
             if score > best[0]:
                 best = (score, seq)
@@ -110,6 +117,25 @@ def test_wide_beam_finds_exhaustive_best(cell, length_penalty, rng):
         expected[:len(seq)] = seq
         np.testing.assert_array_equal(result.captions[n], expected)
         assert abs(float(result.scores[n, 0]) - score) < 1e-9
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_decoders_never_generate_null_or_start(cell, rng):
+    # weights that rank <NULL> and <START> above every real word, as a barely
+    # trained model can: the decoders must still write only real words
+    m, features = model_and_features(cell, rng, N=5)
+    m.params["b_vocab"][[NULL, START]] += 50.0
+    unmasked = ref.log_probs_of_prefix(m.params, cell, features[0], START, [])
+    assert int(np.argmax(unmasked)) in (NULL, START)  # the weights do favour them
+    greedy = m.sample(features, max_length=6)
+    result = m.beam_search(features, beam_size=3, max_length=6, return_all=True)
+    for captions in (greedy, result.nbest.reshape(-1, 6)):
+        for row in captions:
+            ends = np.flatnonzero(row == END)
+            words = row[:ends[0] + 1] if ends.size else row
+            assert NULL not in words and START not in words, row
+    np.testing.assert_array_equal(greedy, reference_greedy(m, features, 6))
+    np.testing.assert_array_equal(m.beam_search(features, beam_size=1, max_length=6), greedy)
 
 
 def test_beam_nbest_sorted_and_finished_beams_frozen(rng):

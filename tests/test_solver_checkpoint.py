@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minicap import checkpoint
-from minicap.checkpoint import CheckpointError, DeferredInterrupt, load_state, save_state
+from minicap.checkpoint import CheckpointError, DeferredInterrupt, load_npz, load_state, save_state
 
 
 def _state():
@@ -80,6 +80,34 @@ def test_truncated_foreign_and_missing_files_are_explained(tmp_path):
         load_state(tmp_path / "plain.npz")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_state(tmp_path / "nowhere.npz")
+
+
+def _patched(data, offset, value):
+    """The archive with a 2-byte field of its (first) central-directory entry changed."""
+    entry = data.find(b"PK\x01\x02")
+    return data[:entry + offset] + value.to_bytes(2, "little") + data[entry + offset + 2:]
+
+
+def test_damage_that_zipfile_or_zlib_reports_is_a_checkpoint_error(tmp_path):
+    # zipfile raises NotImplementedError, and zlib its own error, for some byte flips:
+    # each must still name the file and say what to do
+    path = tmp_path / "c.npz"
+    np.savez(path, W=np.arange(10.0))
+    plain = path.read_bytes()
+    for offset, value, reason in ((6, 110, "zip file version 11.0"), (10, 99, "compression method")):
+        path.write_bytes(_patched(plain, offset, value))  # version needed to extract / compression method
+        with pytest.raises(CheckpointError, match=reason) as info:
+            load_npz(path)
+        assert str(path) in str(info.value) and "delete it" in str(info.value)
+    np.savez_compressed(path, W=np.arange(1000.0))
+    data = path.read_bytes()
+    header = data.find(b"PK\x03\x04")
+    start = header + 30 + int.from_bytes(data[header + 26:header + 28], "little") + int.from_bytes(
+        data[header + 28:header + 30], "little")  # the deflate stream of the first entry
+    path.write_bytes(data[:start] + b"\xff" * 8 + data[start + 8:])
+    with pytest.raises(CheckpointError, match="decompressing") as info:
+        load_npz(path)
+    assert str(path) in str(info.value)
 
 
 def test_first_interrupt_is_deferred_second_raises_and_handler_is_restored():

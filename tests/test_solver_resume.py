@@ -154,6 +154,31 @@ def test_non_finite_values_stop_restore_and_keep_the_checkpoint(tmp_path, refere
     assert solver.loss_history == reference[0].loss_history[:bad]
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 when clipping
+def test_non_finite_advice_is_what_can_be_done(tmp_path):
+    # before the first epoch's checkpoint: nothing to resume from, so no advice to resume
+    with pytest.raises(NonFiniteLossError) as info:
+        _solver(_fail_at(ToyCaptioner(), 2), checkpoint_dir=tmp_path / "early", print_every=1).train()
+    message = str(info.value)
+    assert "no checkpoint was written" in message and "resume" not in message.lower()
+    assert "Train again with a lower learning rate or a smaller grad_clip." in message
+    assert info.value.checkpoint_path is None and message.startswith(info.value.facts)
+    # after it: resume with a lower learning rate (the only option a resume accepts), or start over
+    with pytest.raises(NonFiniteLossError) as info:
+        _solver(_fail_at(ToyCaptioner(), 7), checkpoint_dir=tmp_path / "late", grad_clip=None).train()
+    message = str(info.value)
+    assert info.value.checkpoint_path == tmp_path / "late" / "checkpoint.npz"
+    assert "Resume from the checkpoint with a lower learning rate" in message
+    assert "lower learning rate or grad_clip." in message and "resume" not in info.value.facts.lower()
+
+
+def test_resumed_from_says_whether_a_checkpoint_was_loaded(tmp_path):
+    _solver(num_epochs=1, checkpoint_dir=tmp_path).train()
+    assert _solver(checkpoint_dir=tmp_path, resume=True).resumed_from == tmp_path / "checkpoint.npz"
+    assert _solver(checkpoint_dir=tmp_path / "empty", resume=True).resumed_from is None
+    assert _solver(checkpoint_dir=tmp_path).resumed_from is None
+
+
 def test_resume_refuses_other_options_and_other_models(tmp_path):
     _solver(num_epochs=1, checkpoint_dir=tmp_path).train()
     with pytest.raises(ValueError, match="batch_size: checkpoint 5, now 6"):

@@ -21,8 +21,16 @@ COMMANDS = (demo, data, features, train, evaluate, caption, visualize)
 USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError, ImportError)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other user error
+    (argparse would print the whole usage first); subcommand parsers inherit it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minicap", description="Image captioning with RNNs, LSTMs and attention in NumPy/CuPy.")
     parser.add_argument("--version", action="version", version=f"minicap {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
@@ -39,6 +47,11 @@ def main(argv=None):
         parser.print_help()
         return 0
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
+    if hasattr(args, "quiet"):  # train and demo: show what the solver decides and how training goes
+        quiet = logging.WARNING if args.quiet else logging.INFO
+        logging.getLogger("minicap.solver").setLevel(logging.DEBUG if args.debug else quiet)
+        # a changed learning rate on --resume is reported even with --quiet
+        logging.getLogger("minicap.runs").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.run(args) or 0
     except KeyboardInterrupt as exc:

@@ -1,5 +1,53 @@
 """Options and output helpers shared by the subcommands."""
 
+import argparse
+import math
+import pathlib
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1 (0 or a negative count would silently mean something else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0 (a learning rate of 0, < 0 or nan trains nothing useful)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def refuse_to_replace(out, command, resume=False):
+    """Raise FileExistsError when ``out`` holds a trained run that this command would replace.
+
+    Called before anything is loaded or written, unless --overwrite was given.
+    """
+    out = pathlib.Path(out)
+    found = [name for name in ("checkpoint.npz", "model.npz") if (out / name).is_file()]
+    if resume and "checkpoint.npz" in found:
+        return  # continuing that run is what the user asked for
+    if not found:
+        return
+    if resume:  # a finished run whose checkpoint is gone: "resuming" would train a new model over it
+        raise FileExistsError(f"{out} has {found[0]} but no checkpoint.npz to resume from; to train a new run "
+                              f"there add --overwrite (it replaces the run), or choose another --out")
+    if command == "train":
+        how = "continue its training with --resume, replace it with --overwrite, or choose another --out"
+    else:
+        how = (f"replace it with --overwrite, choose another --out, or continue its training with: "
+               f"minicap train --out {out} --resume")
+    raise FileExistsError(f"{out} already holds a run ({' and '.join(found)}); {how}")
+
 
 def add_device(parser):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",

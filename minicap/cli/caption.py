@@ -5,16 +5,18 @@ import pathlib
 from .. import runs
 from ..data.vocab import decode_captions
 from ..backend import require_device
-from ._common import add_device
+from ._common import add_device, positive_int
 
 
 def add_parser(sub):
     p = sub.add_parser("caption", help="caption image files with a trained model", description=__doc__)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
     p.add_argument("--checkpoint", required=True, metavar="RUN", help="a run folder (from minicap train or demo)")
-    p.add_argument("--beam-size", type=int, default=3)
-    p.add_argument("--max-length", type=int, default=20)
-    p.add_argument("--attention-out", metavar="DIR", help="write each word's attention overlay here")
+    p.add_argument("--beam-size", type=positive_int, default=3, help="1 for greedy decoding (default: 3)")
+    p.add_argument("--max-length", type=positive_int, default=20, help="most words per caption (default: 20)")
+    p.add_argument("--attention-out", metavar="DIR",
+                   help="write each word's attention overlay here, as STEM_attention.png "
+                        "(K_STEM_attention.png, K the image's position, when two images share a file name)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -26,6 +28,10 @@ def run(args):
 
     config = runs.read_config(args.checkpoint)
     model = runs.load_model(args.checkpoint).to(require_device(args.device))
+    if args.attention_out and model.cell_type != "attention":  # before any work or output
+        raise ValueError(f"--attention-out needs an attention model, but the run in {args.checkpoint} has "
+                         f"cell_type {model.cell_type!r}; leave out --attention-out, or use a run trained "
+                         "with --cell attention")
     images = runs.load_images(args.images, config)
     features = to_device(runs.featurize_images(config, images), model.device)
     ids = model.beam_search(features, beam_size=args.beam_size, max_length=args.max_length)
@@ -33,13 +39,20 @@ def run(args):
     for path, text in zip(args.images, texts):
         print(f"{path}: {text}")
     if args.attention_out:
-        if model.cell_type != "attention":
-            raise ValueError("--attention-out needs a model with cell_type 'attention'")
         from ..figures import generated_words, plot_attention
 
         attention = to_numpy(model.attention_for(features, ids))
         out = pathlib.Path(args.attention_out)
         for k, (path, text) in enumerate(zip(args.images, texts)):
-            target = out / f"{pathlib.Path(path).stem}_attention.png"
+            target = out / overlay_names(args.images)[k]
             plot_attention(images[k], generated_words(text, len(attention[k])), np.asarray(attention[k]), target)
         print(f"attention overlays written to {out}")
+
+
+def overlay_names(paths):
+    """STEM_attention.png per image; with the image's index in front of every name when
+    two files share a stem (a/img.png and b/img.png), so no overlay replaces another."""
+    stems = [pathlib.Path(p).stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return [f"{stem}_attention.png" for stem in stems]
+    return [f"{k}_{stem}_attention.png" for k, stem in enumerate(stems)]

@@ -3,7 +3,7 @@ LSTM, evaluate it on the test split with beam search, and write a run folder
 with metrics.json, figures and the checkpoint."""
 
 from ..backend import require_device
-from ._common import add_device, format_metrics
+from ._common import add_device, format_metrics, refuse_to_replace
 
 
 def add_parser(sub):
@@ -13,16 +13,25 @@ def add_parser(sub):
     p.add_argument("--cell", choices=("rnn", "lstm", "attention"), default="attention")
     p.add_argument("--quick", action="store_true", help="a tiny run that only checks the pipeline")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it, such a folder is refused)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     add_device(p)
     p.set_defaults(run=run)
 
 
 def run(args):
+    import numpy as np
+
     from ..demo import run_demo
 
-    metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=require_device(args.device),
-                       seed=args.seed, verbose=not args.quiet)
+    if not args.overwrite:  # before the minutes of data generation and training
+        refuse_to_replace(args.out, "demo")
+    device = require_device(args.device)
+    # the solver stops a diverging run with one clear error; NumPy's warnings would bury it
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=device,
+                           seed=args.seed, verbose=not args.quiet)
     print(format_metrics(metrics))
     print(f"{metrics['images']} {metrics['split']} images, beam size {metrics['beam_size']}, "
           f"{metrics['seconds']:.0f} s in all")

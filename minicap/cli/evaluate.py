@@ -5,15 +5,15 @@ import pathlib
 from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
-from ._common import add_device, format_metrics
+from ._common import add_device, format_metrics, positive_int
 
 
 def add_parser(sub):
     p = sub.add_parser("evaluate", help="score a trained model on a split", description=__doc__)
     p.add_argument("run_dir", metavar="RUN", help="a run folder written by minicap train or minicap demo")
     p.add_argument("--split", default="test", help="test, val or train (default: test, or val where there is no test)")
-    p.add_argument("--beam-size", type=int, default=3, help="1 for greedy decoding (default: 3)")
-    p.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    p.add_argument("--beam-size", type=positive_int, default=3, help="1 for greedy decoding (default: 3)")
+    p.add_argument("--max-images", type=positive_int, help="evaluate only the first N images (default: all)")
     add_device(p)
     p.set_defaults(run=run)
 

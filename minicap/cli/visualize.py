@@ -9,14 +9,14 @@ import numpy as np
 from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
-from ._common import add_device
+from ._common import add_device, positive_int
 
 
 def add_parser(sub):
     p = sub.add_parser("visualize", help="draw a run's figures", description=__doc__)
     p.add_argument("run_dir", metavar="RUN")
-    p.add_argument("--split", default="test")
-    p.add_argument("--images", type=int, default=4, help="how many images to caption (default 4)")
+    p.add_argument("--split", default="test", help="test, val or train (default: test, or val where there is no test)")
+    p.add_argument("--images", type=positive_int, default=4, help="how many images to caption (default 4)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -28,11 +28,15 @@ def run(args):
     config = runs.read_config(run_dir)
     history_path = run_dir / "history.json"
     if not history_path.is_file():
+        if not (run_dir / "model.npz").exists():
+            raise FileNotFoundError(runs.unfinished_hint(run_dir))
         raise FileNotFoundError(f"{history_path} is missing: has training in {run_dir} finished?")
     history = json.loads(history_path.read_text())
     model = runs.load_model(run_dir).to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
-    split = args.split if f"{args.split}_features" in data else "val"
+    split = args.split
+    if split == "test" and "test_features" not in data:  # as evaluate: only the default falls back
+        split = "val"
     result = evaluate_model(model, data, split, beam_size=3, max_images=args.images)
     solver_like = _History(history)
     if f"{split}_images" not in data:  # CS231n's COCO has image URLs, not pixels
