@@ -194,8 +194,17 @@ def load_images(paths, config):
     return np.stack([load_image(p, IMAGE_SIZE) for p in paths])
 
 
-def featurize_images(config, images):
-    """Features of new images computed the way the run's training features were."""
+def featurize_images(config, images, weights=None):
+    """Features of new images computed the way the run's training features were.
+
+    weights (coco-eecs498 runs only): the encoder's checkpoint file, as given to
+    ``minicap features --weights``; None for torchvision's published one. When the run's
+    feature file (beside its data_path) records the SHA-256 of the weights that made the
+    training features, other weights are refused: the model was trained on that network's
+    features, and another network's would give wrong captions without any error.
+    """
+    if weights is not None and config.dataset != "coco-eecs498":
+        raise ValueError(f"weights choose the CNN of a coco-eecs498 run; a {config.dataset} run has no CNN encoder")
     if config.dataset == "shapes":
         from .data import features as feat
 
@@ -206,7 +215,38 @@ def featurize_images(config, images):
     if config.dataset == "coco-eecs498":
         from .encoders import extract_features, load_encoder
 
-        encoder = load_encoder(config.dataset_options.get("encoder", "mobilenet_v2"))
+        name = config.dataset_options.get("encoder", "mobilenet_v2")
+        encoder = load_encoder(name, _same_weights_as_training(config, name, weights))
         spatial, pooled = extract_features(images, encoder, device=config.device, progress=False)
         return spatial if config.spatial else pooled
     raise ValueError(f"cannot compute features of new images for dataset {config.dataset!r}")
+
+
+def _same_weights_as_training(config, name, weights):
+    """``weights`` for ``load_encoder``, once checked against the SHA-256 that the run's feature file records.
+
+    Nothing to check (no data_path, no feature file there, an older file without the
+    digest, a dict of arrays, a missing file that ``load_encoder`` will report): returned as is.
+    """
+    from .data.coco import features_path
+    from .encoders.extract import stored_weights_sha256
+    from .encoders.weights import fetch_checkpoint, file_sha256
+
+    if config.data_path is None or not isinstance(weights, (type(None), str, pathlib.PurePath)):
+        return weights
+    cache = features_path(config.data_path, name)
+    if not cache.is_file():
+        return weights
+    recorded = stored_weights_sha256(cache)
+    if recorded is None:
+        return weights
+    weights_file = fetch_checkpoint(name) if weights is None else pathlib.Path(weights)
+    if not weights_file.is_file():
+        return weights_file
+    if file_sha256(weights_file) != recorded:
+        used = f"torchvision's published checkpoint {weights_file}" if weights is None else f"--weights {weights_file}"
+        raise ValueError(
+            f"the run's training features ({cache}) were made with other {name} weights (SHA-256 {recorded[:12]}...) "
+            f"than {used}; pass the same --weights that `minicap features` used"
+        )
+    return weights_file

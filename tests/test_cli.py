@@ -360,3 +360,119 @@ def test_encoder_goes_into_the_dataset_options(tmp_path, capsys):
     assert capsys.readouterr().err == ("minicap train: error: --encoder chooses the features of coco.pt: "
                                        "it needs --dataset coco-eecs498, not 'shapes'\n")
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------- review fixes: features and caption
+
+
+def test_features_batch_size_is_checked_before_reading_coco_pt(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["features", str(tmp_path / "coco.pt"), "--batch-size", "0"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == ("minicap features: error: argument --batch-size: must be at least 1, got 0 "
+                                       "(see minicap features --help)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_caption_refuses_weights_for_a_run_without_a_cnn(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    image = tmp_path / "scene.png"
+    Image.new("RGB", (112, 112), (200, 40, 40)).save(image)
+    assert main(["caption", str(image), "--checkpoint", str(tiny_run), "--weights", str(tmp_path / "w.pth")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"minicap caption: error: --weights chooses the CNN of a coco-eecs498 run, but the run in "
+                            f"{tiny_run} trained on 'shapes'; leave out --weights\n")
+    assert captured.out == ""
+
+
+class _MeanEncoder:
+    """Stands in for a CNN (tests never download one): each image's per-channel mean as a (3, 1, 1) map."""
+
+    name, out_channels, stride = "fake", 3, 32
+
+    def __call__(self, images):
+        import numpy as np
+
+        return images.astype(np.float32).mean(axis=(2, 3), keepdims=True)
+
+
+@pytest.fixture
+def coco_with_features(tmp_path, monkeypatch):
+    """tiny_coco.pt with features made by `minicap features --weights used.pth`, and a run trained on them."""
+    import minicap.encoders
+
+    seen = []
+    monkeypatch.setattr(minicap.encoders, "load_encoder", lambda name, weights=None: seen.append(weights) or _MeanEncoder())
+    coco_pt = tmp_path / "coco.pt"
+    shutil.copy(pathlib.Path(__file__).parent / "fixtures" / "tiny_coco.pt", coco_pt)
+    used, other = tmp_path / "used.pth", tmp_path / "other.pth"
+    used.write_bytes(b"the weights that made the training features")
+    other.write_bytes(b"some other network")
+    assert main(["features", str(coco_pt), "--weights", str(used), "--batch-size", "2"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "coco-eecs498", "--data-path", str(coco_pt), "--cell", "lstm", "--epochs", "1",
+                 "--hidden-dim", "4", "--wordvec-dim", "4", "--batch-size", "2", "--quiet", "--out", str(run)]) == 0
+    return coco_pt, run, used, other, seen
+
+
+def test_features_record_the_sha256_of_the_weights_file(coco_with_features):
+    import hashlib
+
+    from minicap.data.coco import features_path
+    from minicap.encoders.extract import stored_weights_sha256
+
+    coco_pt, _, used, _, seen = coco_with_features
+    assert seen == [str(used)]
+    assert stored_weights_sha256(features_path(coco_pt, "mobilenet_v2")) == hashlib.sha256(used.read_bytes()).hexdigest()
+
+
+def test_features_without_weights_record_the_published_checkpoint(tmp_path, monkeypatch):
+    import hashlib
+
+    import minicap.encoders
+    from minicap.data.coco import features_path
+    from minicap.encoders.extract import stored_weights_sha256
+    from minicap.encoders.weights import checkpoint_path
+
+    monkeypatch.setenv("MINICAP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(minicap.encoders, "load_encoder", lambda name, weights=None: _MeanEncoder())
+    published = checkpoint_path("regnet_x_400mf")  # where load_encoder would have fetched it
+    published.parent.mkdir(parents=True)
+    published.write_bytes(b"published bytes")
+    coco_pt = tmp_path / "coco.pt"
+    shutil.copy(pathlib.Path(__file__).parent / "fixtures" / "tiny_coco.pt", coco_pt)
+    assert main(["features", str(coco_pt), "--encoder", "regnet_x_400mf"]) == 0
+    assert stored_weights_sha256(features_path(coco_pt, "regnet_x_400mf")) == hashlib.sha256(b"published bytes").hexdigest()
+
+
+def test_caption_refuses_weights_other_than_those_of_the_training_features(coco_with_features, tmp_path, capsys):
+    from PIL import Image
+
+    from minicap.data.coco import features_path
+
+    coco_pt, run, used, other, seen = coco_with_features
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (112, 112), (200, 40, 40)).save(image)
+    capsys.readouterr()
+    assert main(["caption", str(image), "--checkpoint", str(run), "--weights", str(other)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(f"minicap caption: error: the run's training features "
+                                   f"({features_path(coco_pt, 'mobilenet_v2')}) were made with other mobilenet_v2 weights")
+    assert captured.err.endswith(f"than --weights {other}; pass the same --weights that `minicap features` used\n")
+    # the same weights: captioned, with that file given to the encoder
+    seen.clear()
+    assert main(["caption", str(image), "--checkpoint", str(run), "--weights", str(used)]) == 0
+    assert seen == [used]
+    assert capsys.readouterr().out.startswith(f"{image}: ")
+
+
+def test_featurize_images_refuses_weights_for_a_run_without_a_cnn():
+    import numpy as np
+
+    from minicap.runs import RunConfig, featurize_images
+
+    with pytest.raises(ValueError) as info:
+        featurize_images(RunConfig(dataset="shapes"), np.zeros((1, 3, 112, 112), np.uint8), weights="w.pth")
+    assert str(info.value) == "weights choose the CNN of a coco-eecs498 run; a shapes run has no CNN encoder"

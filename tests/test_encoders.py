@@ -143,7 +143,7 @@ def test_extra_tensors_such_as_a_classifier_are_ignored(rng):
         ({"name": "mobilenet_v2", "width_mult": 0}, ValueError, "width_mult must be positive"),
         ({"name": "mobilenet_v2", "setting": [(6, 24, 2)]}, ValueError, "4 positive ints"),
         ({"name": "regnet_x_400mf", "weights": 3}, TypeError, "weights must be None, a file path or a dict"),
-        ({"name": "regnet_x_400mf", "weights": "/nonexistent/w.pth"}, FileNotFoundError, "does not exist"),
+        ({"name": "regnet_x_400mf", "weights": "/nonexistent/w.pth"}, WeightsError, "does not exist"),
     ],
 )
 def test_load_encoder_rejects_bad_arguments(kwargs, error, message):
@@ -236,3 +236,78 @@ def test_cached_checkpoint_with_a_wrong_checksum_is_refused_without_downloading(
     with pytest.raises(WeightsError, match="is not torchvision's regnet_x_400mf checkpoint.*delete it"):
         fetch_checkpoint("regnet_x_400mf")
     assert calls == []
+
+
+# ------------------------------------------------- review fixes: reading weights files
+
+
+def _fixture_npz(tmp_path):
+    state = read_state_dict(FIXTURES / CHECKPOINTS["regnet_x_400mf"])
+    path = tmp_path / "regnet.npz"
+    np.savez(path, **state)
+    return path
+
+
+def test_truncated_npz_weights_are_a_weights_error_naming_the_file(tmp_path):
+    path = _fixture_npz(tmp_path)
+    path.write_bytes(path.read_bytes()[:-100])  # no zip directory any more: BadZipFile before the fix
+    with pytest.raises(WeightsError) as info:
+        load_encoder("regnet_x_400mf", weights=path, **fixture_arch("regnet_x_400mf"))
+    message = str(info.value)
+    assert message.startswith(f"cannot read the weights file {path} as .npz (BadZipFile: ")
+    assert message.endswith("delete it and fetch it again") and "\n" not in message
+
+
+def test_npz_weights_with_a_damaged_member_are_a_weights_error(tmp_path):
+    import zipfile
+
+    path = _fixture_npz(tmp_path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.infolist()[0]
+    # one byte of the first member's data (after its local header), so only the CRC check notices
+    data[info.header_offset + 30 + len(info.filename) + info.file_size - 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"Bad CRC-32 .*delete it and fetch it again$"):
+        load_encoder("regnet_x_400mf", weights=path, **fixture_arch("regnet_x_400mf"))
+
+
+@pytest.mark.parametrize("keep", [0, 0.5, 0.99])
+def test_truncated_or_empty_pth_is_a_weights_error(tmp_path, keep):
+    data = (FIXTURES / CHECKPOINTS["regnet_x_400mf"]).read_bytes()
+    path = tmp_path / "cut.pth"
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(WeightsError) as info:
+        load_encoder("regnet_x_400mf", weights=path, **fixture_arch("regnet_x_400mf"))
+    message = str(info.value)
+    assert message.startswith(f"cannot read the weights file {path} (DataError: ")
+    assert message.count(str(path)) == 1  # the reader's own mention of the file is not repeated
+    assert message.endswith("delete it and fetch it again")
+
+
+def test_missing_weights_file_is_a_weights_error_saying_where_to_get_it(tmp_path):
+    path = tmp_path / "gone.pth"
+    with pytest.raises(WeightsError) as info:
+        load_encoder("mobilenet_v2", weights=path)
+    assert str(info.value) == (
+        f"weights file {path} does not exist; pass the path of a torchvision checkpoint (.pth) or .npz, "
+        "e.g. torchvision's published one from https://download.pytorch.org/models/mobilenet_v2-b0353104.pth")
+
+
+def test_weights_error_shows_the_count_and_the_first_eight_names():
+    state = read_state_dict(FIXTURES / CHECKPOINTS["mobilenet_v2"])
+    specs = specs_of("mobilenet_v2", **fixture_arch("mobilenet_v2"))
+    names = [name for spec in specs for name in spec.expected_shapes()]
+    for name in names[:10]:
+        del state[name]
+    with pytest.raises(WeightsError) as info:
+        weights.check_state_dict(state, specs, "the test network")
+    line = str(info.value).splitlines()[1].strip()
+    assert line == "10 tensor(s) missing: " + ", ".join(names[:8]) + " ..."
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 0, 32), (2, 3, 32, 0)])
+def test_encoder_rejects_images_without_pixels(shape):
+    enc = load_encoder("mobilenet_v2", weights=FIXTURES / CHECKPOINTS["mobilenet_v2"], **fixture_arch("mobilenet_v2"))
+    with pytest.raises(ValueError, match=rf"images must be at least 1 x 1 pixels, got H={shape[2]}, W={shape[3]}"):
+        enc(np.zeros(shape, np.uint8))

@@ -177,3 +177,67 @@ def test_load_image_errors(tmp_path):
         load_image(tmp_path / "notes.png", 16)
     with pytest.raises(ValueError, match="size must be a positive int"):
         load_image(tmp_path / "notes.png", 0)
+
+
+# ------------------------------------------------- review fixes
+
+
+def test_numpy_integer_batch_size_is_accepted(encoder, images):
+    want, _ = extract_features(images, encoder, batch_size=2, progress=False)
+    got, _ = extract_features(images, encoder, batch_size=np.int64(2), progress=False)
+    np.testing.assert_array_equal(got, want)
+    for bad in (True, np.int64(0), 2.0):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            extract_features(images, encoder, batch_size=bad, progress=False)
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    path = tmp_path / "grey16.png"
+    pixels = np.full((20, 40), 30000, np.uint16)
+    pixels[:, 20:] = 65535
+    pil.fromarray(pixels).save(path)
+    assert pil.open(path).mode.startswith("I")  # what Pillow makes of it: 16 bits per sample
+    image = load_image(path, 8)
+    # round(30000 * 255 / 65535) = 117 (it came out 255, clipped); full scale stays 255
+    np.testing.assert_array_equal(image[:, :, :2], 117)
+    np.testing.assert_array_equal(image[:, :, -2:], 255)
+
+
+def test_32_bit_float_image_is_refused_in_one_line(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    path = tmp_path / "float.tif"
+    pil.fromarray(np.full((8, 8), 0.5, np.float32)).save(path)
+    with pytest.raises(ValueError, match=r"32-bit floating-point image, which has no fixed range.*save it as"):
+        load_image(path, 4)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, 20:, 2] = 255  # blue on the right half, as stored
+    path = tmp_path / "phone.png"
+    image = pil.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    image.save(path, exif=exif.tobytes())
+    loaded = load_image(path, 8).astype(int)
+    # displayed, the image is portrait with the blue half at the bottom (it was on the right)
+    assert loaded[2, 5:, :].min() > 200 and loaded[2, :3, :].max() < 30
+
+
+def test_features_keep_the_sha256_of_their_weights(tmp_path):
+    from minicap.encoders.extract import stored_weights_sha256
+
+    features = {"train_pooled": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    plain = save_features(tmp_path / "a.npz", features, "regnet_x_400mf")
+    assert stored_weights_sha256(plain) is None  # files written before the digest existed
+    digest = "ab" * 32
+    direct = save_features(tmp_path / "b.npz", features, "regnet_x_400mf", weights_sha256=digest)
+    assert stored_weights_sha256(direct) == digest
+    loaded = load_features(direct, "regnet_x_400mf")
+    assert list(loaded) == ["train_pooled"]  # the digest is not a feature
+    np.testing.assert_array_equal(loaded["train_pooled"], features["train_pooled"])
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    with pytest.raises(ValueError, match="'weights_sha256' is reserved"):
+        save_features(tmp_path / "c.npz", {"weights_sha256": np.zeros(1)}, "regnet_x_400mf")

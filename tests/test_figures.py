@@ -79,7 +79,6 @@ def test_loss_curves_single_iteration(tmp_path):
         {"loss_history": []},
         {"loss_history": [[1.0, 2.0], [3.0, 4.0]]},
         {"loss_history": ["a", "b"]},
-        {"loss_history": [1.0, 2.0], "val_loss_history": []},
         {"loss_history": [1.0, 2.0], "val_loss_history": [[1.0]]},
         {"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": 0},
         {"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": 1.5},
@@ -395,3 +394,38 @@ def test_figures_never_import_pyplot(tmp_path):
     assert result.returncode == 0, result.stderr
     assert png_size(tmp_path / "a.png") == (768, 448)
     assert math.prod(png_size(tmp_path / "b.png")) == 2 * 208 * 240
+
+
+# ------------------------------------------------- review fixes: loss curves
+
+
+def test_moving_average_skips_non_finite_values():
+    # Each window averages its finite values only: a NaN spoils nothing, it is left out.
+    np.testing.assert_array_equal(moving_average([1.0, np.nan, 3.0, 5.0], 2), [1.0, 1.0, 3.0, 4.0])
+    np.testing.assert_array_equal(moving_average([1.0, np.inf, 2.0, 3.0], 2), [1.0, 1.0, 2.0, 2.5])
+    # a window with no finite value is NaN (a gap in the line), and later windows recover
+    np.testing.assert_array_equal(moving_average([np.nan, -np.inf, 4.0], 2), [np.nan, np.nan, 4.0])
+    loss = np.linspace(5, 1, 100)
+    loss[10] = np.nan
+    smoothed = moving_average(loss, 5)
+    assert not np.isnan(smoothed).any()  # was 90 NaNs: everything after step 10
+    np.testing.assert_allclose(smoothed[12], np.mean(loss[[8, 9, 11, 12]]), rtol=1e-12)
+    np.testing.assert_allclose(smoothed[20], np.mean(loss[16:21]), rtol=1e-12)
+
+
+def test_moving_average_of_non_finite_values_warns_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the old cumulative sum gave "invalid value encountered in subtract"
+        moving_average([1.0, np.inf, 2.0, 3.0, -np.inf, np.nan], 3)
+
+
+@pytest.mark.parametrize("empty", [[], np.array([]), ()])
+def test_empty_validation_history_is_drawn_like_none(tmp_path, empty):
+    # A run without a val split has val_loss_history == [] (the solver allows it).
+    loss = [3.0, 2.5, 2.0, 1.8]
+    plot_loss_curves(loss, tmp_path / "none.png")
+    out = plot_loss_curves(loss, tmp_path / "empty.png", val_loss_history=empty)
+    assert png_size(out) == (768, 448)
+    np.testing.assert_array_equal(png_pixels(out), png_pixels(tmp_path / "none.png"))

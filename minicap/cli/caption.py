@@ -17,6 +17,9 @@ def add_parser(sub):
     p.add_argument("--attention-out", metavar="DIR",
                    help="write each word's attention overlay here, as STEM_attention.png "
                         "(K_STEM_attention.png, K the image's position, when two images share a file name)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="the encoder checkpoint that `minicap features --weights` used for the run's coco.pt "
+                        "features (coco-eecs498 runs; default: torchvision's published one, downloaded into the cache)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -32,8 +35,11 @@ def run(args):
         raise ValueError(f"--attention-out needs an attention model, but the run in {args.checkpoint} has "
                          f"cell_type {model.cell_type!r}; leave out --attention-out, or use a run trained "
                          "with --cell attention")
+    if args.weights and config.dataset != "coco-eecs498":  # also before any work
+        raise ValueError(f"--weights chooses the CNN of a coco-eecs498 run, but the run in {args.checkpoint} "
+                         f"trained on {config.dataset!r}; leave out --weights")
     images = runs.load_images(args.images, config)
-    features = to_device(runs.featurize_images(config, images), model.device)
+    features = to_device(runs.featurize_images(config, images, weights=args.weights), model.device)
     ids = model.beam_search(features, beam_size=args.beam_size, max_length=args.max_length)
     texts = decode_captions(to_numpy(ids), model.idx_to_word)
     for path, text in zip(args.images, texts):

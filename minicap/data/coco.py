@@ -323,4 +323,19 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
         arrays[f"{split}_spatial"], arrays[f"{split}_pooled"] = extract_features(
             images, model, batch_size=batch_size, device=device, progress=progress
         )
-    return save_features(features_path(path, encoder), arrays, encoder)
+    return save_features(features_path(path, encoder), arrays, encoder, weights_sha256=_weights_sha256(encoder, weights))
+
+
+def _weights_sha256(encoder, weights):
+    """The SHA-256 of the weights file the encoder was loaded from; None for weights given as arrays.
+
+    Kept in the features file, so that ``minicap caption`` can refuse to featurize new
+    images with a different network than the one that made the training features.
+    """
+    from minicap.encoders.weights import checkpoint_path, file_sha256
+
+    # weights=None: the published checkpoint, which load_encoder fetched into the cache
+    source = checkpoint_path(encoder) if weights is None else weights
+    if isinstance(source, (str, os.PathLike)) and pathlib.Path(source).is_file():
+        return file_sha256(source)
+    return None

@@ -21,7 +21,7 @@ ENCODERS = {"mobilenet_v2": MobileNetV2, "regnet_x_400mf": RegNetX}
 
 
 def check_images(images):
-    """Raise ValueError unless ``images`` is a uint8 (N, 3, H, W) array (NumPy or CuPy)."""
+    """Raise ValueError unless ``images`` is a uint8 (N, 3, H, W) array (NumPy or CuPy) with H, W >= 1."""
     shape = getattr(images, "shape", None)
     dtype = getattr(images, "dtype", None)
     if shape is None or len(shape) != 4 or shape[1] != 3:
@@ -32,6 +32,8 @@ def check_images(images):
             f"images must be uint8 RGB (0..255) like coco.pt's, got {dtype}; "
             "for files use minicap.encoders.load_image, for floats in [0, 1] use (x * 255).round().astype(np.uint8)"
         )
+    if shape[2] < 1 or shape[3] < 1:  # else the first conv fails with a message about kernels and padding
+        raise ValueError(f"images must be at least 1 x 1 pixels, got H={shape[2]}, W={shape[3]} (shape {tuple(shape)})")
 
 
 def normalize(images):
@@ -81,6 +83,8 @@ def load_encoder(name, weights=None, **arch):
     or .npz with the same names), or a dict {name: array}. ``arch`` changes the
     architecture for reduced networks: ``width_mult=``, ``setting=`` for mobilenet_v2
     (see ``mobilenet_v2.plan``), ``config=RegNetConfig(...)`` for regnet_x_400mf.
+    Raises ``WeightsError`` (a ValueError) naming the file when a weights file is missing,
+    cannot be read (truncated, a damaged zip or pickle), or does not fit the network.
     """
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")

@@ -5,16 +5,21 @@ checkpoint is a state dict, {name: array}, with torchvision's module names
 ("features.3.conv.1.0.weight"). Each network describes the convolutions it needs
 as ``ConvSpec``s: which conv and batch-norm names feed it and the shapes they
 must have. ``check_state_dict`` checks every expected tensor before any is
-used, and reports all missing or misshaped ones at once; ``build_conv`` then folds
-each conv-BN pair into one ``FoldedConv``.
+used, and reports the missing or misshaped ones at once (how many, and the first
+few names); ``build_conv`` then folds each conv-BN pair into one ``FoldedConv``.
 
 Checkpoints are read by ``minicap.data.torchfile.read_torch_file`` (no PyTorch
-needed); ``.npz`` files holding the same names also work.
+needed); ``.npz`` files holding the same names also work. Any failure to read
+a weights file (missing, truncated, a damaged zip or pickle) is a ``WeightsError``
+naming the file and saying what to do.
 """
 
 import hashlib
 import os
 import pathlib
+import struct
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,7 +39,12 @@ CHECKPOINT_SIZES = {"mobilenet_v2": 14_212_972}  # bytes, where published
 
 
 class WeightsError(ValueError):
-    """A checkpoint that cannot be used: missing, unreadable, or not matching the network."""
+    """A checkpoint that cannot be used: missing, unreadable (truncated, a damaged zip or pickle),
+    not torchvision's published file, or not matching the network. The message names the file."""
+
+# What reading a damaged .npz/.pth can raise: an .npz is a zip, so truncation or a flipped
+# byte fails inside zipfile/zlib/struct (BadZipFile is none of OSError/ValueError), not NumPy.
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, NotImplementedError, struct.error, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -100,23 +110,42 @@ def build_conv(state, spec):
     return FoldedConv(w, b, spec.stride, spec.groups, spec.activation)
 
 
-def read_state_dict(path):
-    """{name: NumPy array} from a ``torch.save`` checkpoint (.pth/.pt) or an ``.npz`` file."""
+def read_state_dict(path, name=None):
+    """{name: NumPy array} from a ``torch.save`` checkpoint (.pth/.pt) or an ``.npz`` file.
+
+    Raises ``WeightsError`` naming the file if it is missing (saying where the published
+    checkpoint of encoder ``name`` is), cannot be read, or holds no state dict.
+    """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist; pass the path of a torchvision checkpoint (.pth) or .npz")
+        where = f", e.g. torchvision's published one from {CHECKPOINTS[name]}" if name in CHECKPOINTS else ""
+        raise WeightsError(f"weights file {path} does not exist; pass the path of a torchvision checkpoint (.pth) or .npz{where}")
+    damaged = "it is damaged or not a checkpoint: delete it and fetch it again"
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as f:
-                return {name: f[name] for name in f.files}
-        except (OSError, ValueError) as err:
-            raise WeightsError(f"cannot read the weights file {path} as .npz: {err}") from None
+                return {key: f[key] for key in f.files}
+        except _READ_ERRORS as err:
+            raise WeightsError(f"cannot read the weights file {path} as .npz ({type(err).__name__}: {err}); {damaged}") from None
     from minicap.data.torchfile import read_torch_file
 
-    state = read_torch_file(path)
+    try:
+        state = read_torch_file(path)
+    except _READ_ERRORS as err:  # DataError (a ValueError) for truncation, UnsafePickleError, zip damage
+        detail = str(err).removeprefix(f"{path}: ")  # torchfile's messages already name the file
+        raise WeightsError(f"cannot read the weights file {path} ({type(err).__name__}: {detail}); {damaged}") from None
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of named tensors")
-    return {name: np.asarray(value) for name, value in state.items() if hasattr(value, "shape")}
+    return {key: np.asarray(value) for key, value in state.items() if hasattr(value, "shape")}
+
+
+def file_sha256(path):
+    """The SHA-256 of a file, as 64 hex digits (read in 1 MiB chunks: checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def checkpoint_path(name):
@@ -128,11 +157,7 @@ def checkpoint_path(name):
 
 def _sha256_prefix_ok(path):
     expected = path.stem.rsplit("-", 1)[1]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest().startswith(expected)
+    return file_sha256(path).startswith(expected)
 
 
 def fetch_checkpoint(name):
@@ -165,5 +190,5 @@ def resolve_weights(name, weights):
     if isinstance(weights, Mapping):
         return {key: np.asarray(value) for key, value in weights.items()}
     if isinstance(weights, (str, os.PathLike)):
-        return read_state_dict(weights)
+        return read_state_dict(weights, name)
     raise TypeError(f"weights must be None, a file path or a dict of arrays, got {type(weights).__name__}")

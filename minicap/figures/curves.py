@@ -13,14 +13,23 @@ CURVE_HEIGHT = 448
 def moving_average(values, window):
     """Trailing mean over the last ``window`` values (fewer at the start), same length.
 
-    smoothed[i] = mean(values[max(0, i - window + 1) : i + 1])
+    smoothed[i] = mean of the finite values in values[max(0, i - window + 1) : i + 1]
+
+    NaN and inf are skipped, so one bad step (a diverging run) spoils only the windows
+    that contain it; a window with no finite value gives NaN (a gap in the line).
     """
     values = np.asarray(values, dtype=np.float64)
     window = check_positive_int(window, "window")
-    sums = np.cumsum(np.concatenate([[0.0], values]))
+    finite = np.isfinite(values)
+    # Running sums of the finite values and of their count: a NaN put into a plain cumulative
+    # sum would be carried into every later window, not just the `window` ones that hold it.
+    sums = np.cumsum(np.concatenate([[0.0], np.where(finite, values, 0.0)]))
+    counts = np.cumsum(np.concatenate([[0], finite]))
     ends = np.arange(1, len(values) + 1)
     starts = np.maximum(0, ends - window)
-    return (sums[ends] - sums[starts]) / (ends - starts)
+    n = counts[ends] - counts[starts]
+    totals = sums[ends] - sums[starts]
+    return np.divide(totals, n, out=np.full(len(values), np.nan), where=n > 0)
 
 
 def _check_history(values, name):
@@ -39,19 +48,23 @@ def plot_loss_curves(loss_history, path, val_loss_history=None, iterations_per_e
     """Save the training loss per iteration and, optionally, the validation loss per epoch.
 
     loss_history:         one training loss per iteration (host numbers).
-    val_loss_history:     optional, one validation loss per epoch; value k
+    val_loss_history:     optional (None or empty: no validation curve, as for a
+                          run without a val split), one validation loss per epoch; value k
                           (counting from 1) is measured at the end of epoch k
                           and drawn at iteration ``k * iterations_per_epoch``.
     iterations_per_epoch: when not given, the epochs are taken to split the
                           iterations evenly: ``len(loss) / len(val)``.
 
     The training loss is drawn as a thin line with a trailing moving average
-    (window ``max(1, len // 20)``) over it; with validation losses an epoch
+    (window ``max(1, len // 20)``, over the finite values only) over it; with validation losses an epoch
     scale runs along the top. The PNG is 768 x 448 pixels. Returns the path.
     """
     path = check_png_path(path)
     loss = _check_history(loss_history, "loss_history")
-    val = None if val_loss_history is None else _check_history(val_loss_history, "val_loss_history")
+    # An empty history is a run with no val split (the solver allows one): draw no validation curve.
+    no_val = val_loss_history is None or (
+        isinstance(val_loss_history, (list, tuple, np.ndarray)) and np.shape(val_loss_history) == (0,))
+    val = None if no_val else _check_history(val_loss_history, "val_loss_history")
     if iterations_per_epoch is not None:
         if not isinstance(iterations_per_epoch, numbers.Integral):
             raise ValueError(f"iterations_per_epoch must be a positive integer or None, got {iterations_per_epoch!r}")
