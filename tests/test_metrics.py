@@ -78,6 +78,17 @@ def test_bleu_of_short_candidates_uses_the_official_guard_values():
     assert abs(scores[3] - 1e-6 ** 0.25) < 1e-6
 
 
+def test_bleu_4_of_short_candidates_is_below_the_guard_value_unless_perfect():
+    # Two-word candidates matched perfectly: p_1 = p_2 = 1, and p_3 = p_4 = 1e-6 (no
+    # 3- or 4-grams), so BLEU-4 = (1e-12) ** (1/4) = 1e-3, not 1e-6 ** 0.25 = 0.0316.
+    assert abs(bleu({1: ["a dog"], 2: ["a cat"]}, {1: "a dog", 2: "a cat"})[3] - 1e-3) < 1e-9
+    # Three words, 2 of 3 unigrams, 1 of 2 bigrams, 0 of 1 trigram matched ("a dog
+    # sat" against "a dog ran"): p_3 = 1e-15 / 1 and p_4 = 1e-6, so
+    # BLEU-4 = (2/3 * 1/2 * 1e-15 * 1e-6) ** (1/4) ~ 4.3e-6, far below 0.0316.
+    b4 = bleu({0: ["a dog ran"]}, {0: "a dog sat"})[3]
+    assert abs(b4 - (2 / 3 * 1 / 2 * 1e-15 * 1e-6) ** 0.25) < 1e-12
+
+
 @pytest.mark.parametrize("n", [0, -1, 2.0, True, "4"])
 def test_bleu_rejects_bad_order(n):
     with pytest.raises(ValueError, match="n must be a positive integer"):
@@ -256,6 +267,52 @@ def test_captions_are_tokenized_before_scoring():
     plain = evaluate({0: ["a dog 's ball", "the dog"]}, {0: "a dog 's ball"})
     messy = evaluate({0: ["A Dog's ball.", "The dog!"]}, {0: "A dog's ball"})
     assert messy == plain
+
+
+# The official numbers below were recorded from pycocoevalcap 1.2 (its PTBTokenizer,
+# which runs stanford-corenlp-3.4.1.jar under Java 17, then Bleu(4), Cider() and
+# Rouge()) on exactly these captions; Java keeps <UNK> as one token "<unk>" and
+# "bike.A" as one token "bike.a".
+UNK_REFS = {1: ["a man riding a <UNK> on a street"], 2: ["a cat sitting on a couch"]}
+UNK_CANDS = {1: "a <UNK> on a road", 2: "a dog on a bed"}
+UNK_OFFICIAL = {
+    "BLEU-1": 0.46922403213110286, "BLEU-2": 0.3965666871715147, "BLEU-3": 0.3275400947707425,
+    "BLEU-4": 0.2770153958005089, "CIDEr-D": 1.778882318803592, "ROUGE-L": 0.5637279614862994,
+}
+MIXED_REFS = {
+    1: ["A man riding a <UNK> on a street.", "a man on a <UNK> in the city", "A person rides a bike.A car is behind."],
+    2: ["a cat sitting on a couch", "A cat.It sits on a <UNK> sofa"],
+    3: ["two dogs play in the grass", "Two dogs.They are playing on grass"],
+}
+MIXED_CANDS = {1: "a man riding a <UNK> on a road", 2: "a <UNK> cat on a couch", 3: "two dogs.they play on the grass"}
+MIXED_OFFICIAL = {
+    "BLEU-1": 0.949999999905, "BLEU-2": 0.7840318119978144, "BLEU-3": 0.6410573164709261,
+    "BLEU-4": 0.556338957581802, "CIDEr-D": 2.581128208996405, "ROUGE-L": 0.7916666666666666,
+}
+
+
+@pytest.mark.parametrize("refs, cands, official", [
+    (UNK_REFS, UNK_CANDS, UNK_OFFICIAL), (MIXED_REFS, MIXED_CANDS, MIXED_OFFICIAL),
+])
+def test_unk_and_glued_words_score_as_the_official_evaluation(refs, cands, official):
+    scores = evaluate(refs, cands)
+    assert scores.keys() == official.keys()
+    for key, value in official.items():
+        assert abs(scores[key] - value) < 1e-12, key
+
+
+def test_unk_counts_as_one_word():
+    # <UNK> must score exactly like any other word that appears nowhere else. Split
+    # into "< unk >" it would count as 3 unigram and 2 bigram matches (BLEU-1 0.5374
+    # instead of 0.4692 on this set).
+    with_unk = evaluate(UNK_REFS, UNK_CANDS)
+    renamed = evaluate({k: [c.replace("<UNK>", "bicycle") for c in v] for k, v in UNK_REFS.items()},
+                       {k: c.replace("<UNK>", "bicycle") for k, c in UNK_CANDS.items()})
+    assert with_unk == renamed
+    # By hand, BLEU-1: the candidates have 5 + 5 words; clipped matches are a x2,
+    # <unk>, on (4) and a x2, on (3): 7 / 10. Candidate length c = 10 is below the
+    # reference length r = 8 + 6 = 14, so the brevity penalty is exp(1 - 14/10).
+    assert abs(with_unk["BLEU-1"] - 7 / 10 * math.exp(1 - 14 / 10)) < TOL
 
 
 def test_empty_candidate_scores_zero():

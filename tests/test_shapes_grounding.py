@@ -84,8 +84,54 @@ def test_bad_inputs_are_clear_errors():
         pointing_game(["a red circle", "a red circle"], att, SCENE[None])
     with pytest.raises(ValueError, match="only 2 steps"):
         pointing_game(["a red circle"], att[:, :2], SCENE[None])
-    with pytest.raises(ValueError, match="string or a list of words"):
+    with pytest.raises(ValueError, match=r"caption 0 must be a string or a list of word strings, but its word 0 "
+                                         r"is int 1; decode word ids to text first"):
         pointing_game([[1, 2]], att, SCENE[None])
+
+
+@pytest.mark.parametrize("captions, message", [
+    ([None], r"^caption 0 must be a string or a list of word strings, got NoneType None$"),
+    (["a red circle", 3], r"^caption 1 must be a string or a list of word strings, got int 3$"),
+    ([b"a red circle"], r"^caption 0 must be .* got bytes b'a red circle'$"),
+    ("a red circle", r"got a single string; wrap it in a list"),
+    (7, r"^captions must be a list of caption strings, got int$"),
+])
+def test_captions_of_the_wrong_kind_are_refused_up_front(captions, message):
+    # Before: None gave "TypeError: 'NoneType' object is not iterable" from inside _words.
+    n = len(captions) if isinstance(captions, list) else 1
+    with pytest.raises(ValueError, match=message):
+        pointing_game(captions, np.concatenate([peaked(3, [(0, 0)] * 3)] * n), np.stack([SCENE] * n))
+
+
+@pytest.mark.parametrize("objects, got", [
+    (SCENE, r"got shape \(3, 10\)"),                          # one scene without the N axis
+    (SCENE[None, 0], r"got shape \(1, 10\)"),                 # (N, F): one slot per scene
+    (SCENE[None, :, :6], r"got shape \(1, 3, 6\)"),           # fields missing
+    (SCENE[None, :2], r"got shape \(1, 2, 10\)"),             # slots missing
+    (SCENE[None].astype(float), r"got dtype float64"),
+    ([[[1, 2], [3]]], r"got a list that is not a rectangular array"),
+])
+def test_scene_records_of_the_wrong_shape_are_refused(objects, got):
+    # Before: IndexError / TypeError from inside the scoring loop.
+    with pytest.raises(ValueError, match=r"^objects must be an int array \(N, 3, 10\) of scene records: 3 object "
+                                         r"slots of 10 fields \(present, shape, colour, size, row, col, x0, y0, x1, "
+                                         r"y1\) per scene, as load_shapes returns in data\['<split>_objects'\]; "
+                       + got):
+        pointing_game(["a red circle"], peaked(3, [(0, 0)] * 3), objects)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_attention_that_is_not_finite_is_refused(bad):
+    # Before: argmax of an all-NaN map is cell 0, so a diverged model still got a score
+    # (here a hit: the large red circle is in the top-left cell).
+    att = np.concatenate([peaked(3, [(0, 0)] * 3)] * 3)
+    att[1] = bad  # 3 steps x 16 cells
+    att[2, 0, 1, 1] = bad  # and one more
+    with pytest.raises(ValueError, match=r"^attention holds 49 NaN or infinite values \(scenes 1, 2\); the model "
+                                         r"has probably diverged, so its attention cannot be scored$"):
+        pointing_game(["a large red circle"] * 3, att, np.stack([SCENE] * 3))
+    with pytest.raises(ValueError, match="numeric"):
+        pointing_game(["a circle"], att[:1].astype(object), SCENE[None])
 
 
 def test_phrase_span_counts_a_look_anywhere_in_the_noun_phrase():

@@ -144,8 +144,67 @@ def test_truth_score_counts_and_validates():
         truth_score(caps, np.stack([SCENE] * 3))
     with pytest.raises(ValueError, match="at least one"):
         truth_score([], np.zeros((0, 3, len(OBJECT_FIELDS))))
-    with pytest.raises(ValueError, match="scene record"):
-        explain("a circle", np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"^scene must be an int array \(3, 10\) of scene records: .*"
+                                         r"got shape \(3, 4\)$"):
+        explain("a circle", np.zeros((3, 4), dtype=np.int32))
+
+
+RECORD_RULE = (r"must be an int array \(N, 3, 10\) of scene records: 3 object slots of 10 fields \(present, "
+               r"shape, colour, size, row, col, x0, y0, x1, y1\) per scene, as load_shapes returns in "
+               r"data\['<split>_objects'\]; ")
+
+
+@pytest.mark.parametrize("captions, message", [
+    ([None, "a red circle"], r"^caption 0 must be a string or a list of word strings, got NoneType None$"),
+    (["a red circle", 3.5], r"^caption 1 must be a string or a list of word strings, got float 3.5$"),
+    (["a red circle", ["a", 4]], r"^caption 1 must be a string or a list of word strings, but its word 1 is "
+                                 r"int 4; decode word ids to text first$"),
+    ("a red circle", r"^captions must be a list of caption strings, got a single string; wrap it in a list$"),
+    (None, r"^captions must be a list of caption strings, got NoneType$"),
+    (np.array([[4, 5], [4, 6]]), r"^captions are word ids \(an int array \(2, 2\)\); pass idx_to_word "
+                                 r"\(e.g. data\['idx_to_word'\]\) or decode them first with "
+                                 r"minicap.data.decode_captions$"),
+    (np.ones((2, 2)), r"^captions must be caption strings, word lists or int word ids \(N, T\), "
+                      r"got a float64 array \(2, 2\)$"),
+])
+def test_truth_score_refuses_captions_of_the_wrong_kind(captions, message):
+    # Before: None failed with a TypeError inside the parser, and an id array scored
+    # 0.0 silently (each row read as an ungrammatical list of ints).
+    with pytest.raises(ValueError, match=message):
+        truth_score(captions, np.stack([SCENE] * 2))
+
+
+def test_truth_score_reads_ids_with_idx_to_word():
+    idx_to_word = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "red", "circle", "green", "cross"]
+    ids = np.array([[1, 4, 5, 6, 2, 0], [1, 4, 7, 8, 2, 0], [1, 4, 6, 2, 4, 8]])  # true, false, true
+    assert truth_score(ids, np.stack([SCENE] * 3), idx_to_word) == 2 / 3
+    # The same captions as strings and as numpy strings score the same.
+    assert truth_score(np.array(["a red circle", "a green cross", "a circle"]), np.stack([SCENE] * 3)) == 2 / 3
+    with pytest.raises(ValueError, match=r"caption ids must be an int array \(N, T\), got shape \(6,\)"):
+        truth_score(ids[0], np.stack([SCENE] * 3), idx_to_word)
+
+
+@pytest.mark.parametrize("objects, got", [
+    (SCENE, r"got shape \(3, 10\)$"),                  # one scene without the N axis
+    (np.stack([SCENE] * 2)[:, 0], r"got shape \(2, 10\)$"),          # (N, F): one slot per scene
+    (np.stack([SCENE] * 2)[:, :, :5], r"got shape \(2, 3, 5\)$"),    # fields missing
+    (np.full((2, 3, 10), np.nan), r"got dtype float64 \(a float array may hold NaN; use the int32 records\)$"),
+])
+def test_truth_score_refuses_scene_records_of_the_wrong_shape(objects, got):
+    # Before: "TypeError: object of type 'int' has no len()" for (N, F), and the NaN
+    # array scored 0.0 silently.
+    with pytest.raises(ValueError, match="^objects " + RECORD_RULE + got):
+        truth_score(["a red circle"] * 2, objects)
+
+
+def test_explain_refuses_bad_inputs_by_name():
+    with pytest.raises(ValueError, match=r"^caption must be a string or a list of word strings, got NoneType None$"):
+        explain(None, SCENE)
+    with pytest.raises(ValueError, match=r"^scene must be an int array \(3, 10\) .* got shape \(1, 3, 10\); "
+                                         r"pass one scene's record, objects\[n\]$"):
+        explain("a red circle", SCENE[None])
+    with pytest.raises(ValueError, match=r"^caption must be .* got int 7$"):
+        is_true(7, SCENE)
 
 
 # Mutations: change one stated fact of a true reference to one no object in the scene has.

@@ -189,13 +189,32 @@ class _Parser:
         return Caption(tuple(mentions), tuple(relations))
 
 
+def caption_words(caption, name="a caption"):
+    """The words of ``caption``, a string or a list (or tuple) of word strings.
+
+    Raises ValueError, naming the caption as ``name`` ("caption 3"), for anything
+    else: None, a number, word ids, bytes. Those would otherwise fail deep inside
+    the parser, or parse as an unrelated "caption".
+    """
+    if isinstance(caption, str):
+        return caption.split()
+    if isinstance(caption, (list, tuple)):
+        bad = [(j, w) for j, w in enumerate(caption) if not isinstance(w, str)]
+        if not bad:
+            return list(caption)
+        j, w = bad[0]
+        raise ValueError(f"{name} must be a string or a list of word strings, but its word {j} is "
+                         f"{type(w).__name__} {w!r:.40}; decode word ids to text first")
+    raise ValueError(f"{name} must be a string or a list of word strings, got {type(caption).__name__} {caption!r:.60}")
+
+
 def parse(caption):
     """Parse a caption (a string, or a list of words) into a ``Caption``.
 
-    Raises ``GrammarError`` (a ValueError) saying where it went wrong.
+    Raises ``GrammarError`` (a ValueError) saying where it went wrong, and a
+    plain ValueError when ``caption`` is not a string or a list of strings.
     """
-    words = caption.split() if isinstance(caption, str) else list(caption)
-    return _Parser(words).caption()
+    return _Parser(caption_words(caption)).caption()
 
 
 # ---- reference generation -------------------------------------------------

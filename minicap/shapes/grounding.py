@@ -26,7 +26,8 @@ import math
 import numpy as np
 
 from minicap.backend import to_numpy
-from minicap.shapes.scenes import COLOURS, F, IMAGE_SIZE, SHAPES, SIZES
+from minicap.shapes.grammar import caption_words
+from minicap.shapes.scenes import COLOURS, F, IMAGE_SIZE, SHAPES, SIZES, check_scene_records
 
 SPANS = ("word", "phrase")
 
@@ -47,15 +48,14 @@ def _words(captions, idx_to_word):
             raise ValueError(f"caption ids must lie in [0, {len(idx_to_word)}) for this vocabulary")
         # <NULL> and <START> stay in place as non-words, keeping word t aligned with attention step t.
         rows = [[idx_to_word[i] for i in row] for row in ids.tolist()]
+    elif isinstance(captions, str):
+        raise ValueError("captions must be a list of caption strings, got a single string; wrap it in a list")
     else:
-        rows = []
-        for caption in captions:
-            if isinstance(caption, str):
-                rows.append(caption.split())
-            elif all(isinstance(w, str) for w in caption):
-                rows.append(list(caption))
-            else:
-                raise ValueError(f"each caption must be a string or a list of words, got {caption!r}")
+        try:
+            captions = list(captions)
+        except TypeError:
+            raise ValueError(f"captions must be a list of caption strings, got {type(captions).__name__}") from None
+        rows = [caption_words(caption, f"caption {i}") for i, caption in enumerate(captions)]
     return [row[: row.index(_END)] if _END in row else row for row in rows]
 
 
@@ -106,15 +106,28 @@ def pointing_game(captions, attention, objects, idx_to_word=None, image_size=(IM
     span: "word" (the peak of the shape word's own step) or "phrase" (the
       peak of any step from the phrase's article to the shape word).
 
-    Returns ``Grounding(score, hits, eligible)``.
+    Returns ``Grounding(score, hits, eligible)``. Raises ValueError, naming the
+    argument, for inputs of the wrong kind or shape and for attention that is
+    not finite.
     """
     if span not in SPANS:
         raise ValueError(f"span must be one of {SPANS}, got {span!r}")
     attention = np.asarray(to_numpy(attention))
     if attention.ndim != 4:
         raise ValueError(f"attention must be (N, T, Hs, Ws), got shape {attention.shape}")
+    if attention.dtype.kind not in "biuf":
+        raise ValueError(f"attention must be a numeric array (N, T, Hs, Ws), got dtype {attention.dtype}")
+    # argmax over an all-NaN map returns cell 0, so a diverged model would still get a
+    # grounding number (a hit for every object in the top-left cell).
+    finite = np.isfinite(attention)
+    if not finite.all():
+        scenes = np.flatnonzero(~finite.reshape(len(attention), -1).all(axis=1))
+        raise ValueError(
+            f"attention holds {finite.size - np.count_nonzero(finite)} NaN or infinite values "
+            f"(scenes {', '.join(map(str, scenes[:5]))}{' ...' if len(scenes) > 5 else ''}); "
+            "the model has probably diverged, so its attention cannot be scored")
     words = _words(captions, idx_to_word)
-    objects = np.asarray(to_numpy(objects))
+    objects = check_scene_records(objects, "objects")
     if not len(words) == attention.shape[0] == len(objects):
         raise ValueError(
             f"captions ({len(words)}), attention ({attention.shape[0]}) and objects ({len(objects)}) "

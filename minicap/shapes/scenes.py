@@ -22,6 +22,8 @@ Occupied slots come first, in reading order (by row, then column).
 
 import numpy as np
 
+from minicap.backend import to_numpy
+
 IMAGE_SIZE = 112
 GRID = 4
 CELL = IMAGE_SIZE // GRID
@@ -43,6 +45,32 @@ F = {name: i for i, name in enumerate(OBJECT_FIELDS)}
 # the cell centre: r + jitter stays below CELL / 2, keeping it in its cell.
 _RADIUS = {0: (7.0, 7.5), 1: (10.5, 11.5)}
 _JITTER = {0: 3.5, 1: 1.5}
+
+
+def check_scene_records(objects, name="objects", single=False):
+    """``objects`` as a NumPy int array (N, 3, F), or (3, F) for one scene with
+    ``single=True``; a ValueError naming ``name`` and the expected shape otherwise.
+
+    The truth and grounding checkers call this once, at the top, so that a wrong
+    array (one slot per scene, a float array, missing fields) is refused with a
+    clear message instead of failing deep in a loop or scoring garbage silently.
+    NumPy and CuPy arrays and nested lists are accepted.
+    """
+    expected = f"(3, {len(F)})" if single else f"(N, 3, {len(F)})"
+    rule = (f"{name} must be an int array {expected} of scene records: {MAX_OBJECTS} object slots of "
+            f"{len(F)} fields ({', '.join(OBJECT_FIELDS)}){'' if single else ' per scene'}, "
+            f"as load_shapes returns in data['<split>_objects']")
+    try:
+        arr = np.asarray(to_numpy(objects))
+    except (TypeError, ValueError):  # ragged nested lists
+        raise ValueError(f"{rule}; got a {type(objects).__name__} that is not a rectangular array") from None
+    if arr.shape[-2:] != (MAX_OBJECTS, len(F)) or arr.ndim != (2 if single else 3):
+        hint = "; pass one scene's record, objects[n]" if single and arr.ndim == 3 else ""
+        raise ValueError(f"{rule}; got shape {arr.shape}{hint}")
+    # An empty float array (np.zeros((0, 3, F))) holds no values to be wrong.
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{rule}; got dtype {arr.dtype} (a float array may hold NaN; use the int32 records)")
+    return arr
 
 
 def sample_scenes(num_scenes, rng):

@@ -18,15 +18,45 @@ ungrammatical caption counting as false.
 
 import itertools
 
-from minicap.shapes.grammar import POSITIONS, RELATIONS, GrammarError, parse, position_index, relation_holds
-from minicap.shapes.scenes import F
+import numpy as np
+
+from minicap.backend import to_numpy
+from minicap.shapes.grammar import (POSITIONS, RELATIONS, GrammarError, caption_words, parse, position_index,
+                                    relation_holds)
+from minicap.shapes.scenes import F, check_scene_records
 
 
-def _scene_objects(scene):
-    rows = scene.tolist() if hasattr(scene, "tolist") else list(scene)
-    if any(len(row) != len(F) for row in rows):
-        raise ValueError(f"a scene record must be an int array (3, {len(F)}); see minicap.shapes.scenes")
-    return [row for row in rows if row[F["present"]]]
+def _present(scene):
+    """The present objects of one checked scene record, as lists of ints."""
+    return [row for row in scene.tolist() if row[F["present"]]]
+
+
+def _caption_list(captions, idx_to_word):
+    """N captions as word lists, from strings, word lists or int ids (N, T) with ``idx_to_word``."""
+    if isinstance(captions, str):
+        raise ValueError("captions must be a list of caption strings, got a single string; wrap it in a list")
+    if hasattr(captions, "ndim"):  # NumPy or CuPy
+        array = np.asarray(to_numpy(captions))
+        if array.dtype.kind in "iu":
+            if idx_to_word is None:
+                raise ValueError(
+                    f"captions are word ids (an int array {array.shape}); pass idx_to_word "
+                    "(e.g. data['idx_to_word']) or decode them first with minicap.data.decode_captions")
+            from minicap.data.vocab import decode_captions  # lazily: minicap.data is the heavier package
+
+            if array.ndim != 2:
+                raise ValueError(f"caption ids must be an int array (N, T), got shape {array.shape}")
+            captions = decode_captions(array, idx_to_word)
+        elif array.dtype.kind == "U" and array.ndim == 1:
+            captions = array.tolist()
+        else:
+            raise ValueError(f"captions must be caption strings, word lists or int word ids (N, T), "
+                             f"got a {array.dtype} array {array.shape}")
+    try:
+        captions = list(captions)
+    except TypeError:
+        raise ValueError(f"captions must be a list of caption strings, got {type(captions).__name__}") from None
+    return [caption_words(c, f"caption {i}") for i, c in enumerate(captions)]
 
 
 def _has_attributes(obj, mention):
@@ -69,13 +99,19 @@ def _assignments(candidates, count):
 def explain(caption, scene):
     """None if ``caption`` is true of ``scene`` (int array (3, F)), else why not (a string).
 
-    ``caption`` is a string or a list of words.
+    ``caption`` is a string or a list of words. Raises ValueError when either
+    is of the wrong kind or shape.
     """
+    words = caption_words(caption, "caption")
+    return _explain(words, _present(check_scene_records(scene, "scene", single=True)))
+
+
+def _explain(words, objs):
+    """``explain`` for checked inputs: a word list and the present objects."""
     try:
-        parsed = parse(caption)
+        parsed = parse(words)
     except GrammarError as err:
         return f"ungrammatical: {err}"
-    objs = _scene_objects(scene)
     candidates, reason = _check_mentions(parsed.mentions, objs)
     if reason:
         return reason
@@ -96,15 +132,22 @@ def is_true(caption, scene):
     return explain(caption, scene) is None
 
 
-def truth_score(captions, objects):
+def truth_score(captions, objects, idx_to_word=None):
     """Fraction of captions that are grammatical and true of their scenes.
 
-    captions: N strings (or word lists); objects: int array (N, 3, F), the
-    scene records from ``load_shapes`` (e.g. ``data["test_objects"]``).
+    captions: N strings, N word lists, or int word ids (N, T) with
+    ``idx_to_word`` (read as ``minicap.data.decode_captions`` does: up to
+    ``<END>``, without ``<NULL>`` and ``<START>``); objects: int array
+    (N, 3, F), the scene records from ``load_shapes`` (e.g.
+    ``data["test_objects"]``). Raises ValueError, naming the argument (and the
+    caption's index), for inputs of the wrong kind or shape.
     """
-    captions = list(captions)
+    # Checked once, here: a bad caption or record must not fail deep in the parser
+    # or the loop, nor count silently as a false caption.
+    captions = _caption_list(captions, idx_to_word)
+    objects = check_scene_records(objects, "objects")
     if len(captions) != len(objects):
         raise ValueError(f"got {len(captions)} captions for {len(objects)} scenes; pass one caption per scene")
     if not captions:
         raise ValueError("truth_score needs at least one caption")
-    return sum(is_true(c, s) for c, s in zip(captions, objects)) / len(captions)
+    return sum(_explain(c, _present(s)) is None for c, s in zip(captions, objects)) / len(captions)
