@@ -129,10 +129,14 @@ def test_checkpoint_of_the_other_network_is_rejected():
 
 
 def test_extra_tensors_such_as_a_classifier_are_ignored(rng):
-    state = random_state("regnet_x_400mf", rng, config=fixture_arch("regnet_x_400mf")["config"])
-    state["fc.weight"] = np.zeros((1000, 32), np.float32)
+    arch = fixture_arch("regnet_x_400mf")
+    state = random_state("regnet_x_400mf", rng, config=arch["config"])
+    plain = load_encoder("regnet_x_400mf", weights=dict(state), **arch)
+    state["fc.weight"] = np.ones((1000, 32), np.float32)
     state["stem.1.num_batches_tracked"] = np.array(7)
-    load_encoder("regnet_x_400mf", weights=state, **fixture_arch("regnet_x_400mf"))
+    extra = load_encoder("regnet_x_400mf", weights=state, **arch)
+    images = rng.integers(0, 256, size=(1, 3, 32, 32), dtype=np.uint8)
+    np.testing.assert_array_equal(extra(images), plain(images))
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,11 @@
 """The encoders against torchvision's own forward pass (skipped without torch and torchvision).
 
+CI cannot run this file: its package registries hold only the CUDA build of
+torchvision, which does not import next to the CPU build of torch that CI
+installs. There, tests/test_encoders.py checks both encoders against feature
+maps recorded from torchvision (tests/fixtures), and this file runs wherever a
+matching torch and torchvision are installed.
+
 Random weights and random batch-norm statistics, eval mode, saved with
 ``torch.save`` and read back by minicap's torch-free reader, so the whole path
 from checkpoint file to feature map is compared.

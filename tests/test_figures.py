@@ -74,19 +74,19 @@ def test_loss_curves_single_iteration(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, named",
     [
-        {"loss_history": []},
-        {"loss_history": [[1.0, 2.0], [3.0, 4.0]]},
-        {"loss_history": ["a", "b"]},
-        {"loss_history": [1.0, 2.0], "val_loss_history": [[1.0]]},
-        {"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": 0},
-        {"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": 1.5},
-        {"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": True},
+        ({"loss_history": []}, "loss_history must be a non-empty"),
+        ({"loss_history": [[1.0, 2.0], [3.0, 4.0]]}, "loss_history must be a non-empty"),
+        ({"loss_history": ["a", "b"]}, "loss_history must be a 1-D list of numbers"),
+        ({"loss_history": [1.0, 2.0], "val_loss_history": [[1.0]]}, "val_loss_history must be"),
+        ({"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": 0}, "iterations_per_epoch"),
+        ({"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": 1.5}, "iterations_per_epoch"),
+        ({"loss_history": [1.0, 2.0], "val_loss_history": [1.0], "iterations_per_epoch": True}, "iterations_per_epoch"),
     ],
 )
-def test_loss_curves_bad_inputs(tmp_path, kwargs):
-    with pytest.raises(ValueError):
+def test_loss_curves_bad_inputs(tmp_path, kwargs, named):
+    with pytest.raises(ValueError, match=named):
         plot_loss_curves(path=tmp_path / "bad.png", **kwargs)
     assert not (tmp_path / "bad.png").exists()
 
@@ -157,20 +157,20 @@ def test_text_stays_inside_its_panel(tmp_path, rng):
 
 
 @pytest.mark.parametrize(
-    "args",
+    "args, named",
     [
-        lambda im: (im[0], ["a"], [["a"]]),  # one image, not a batch
-        lambda im: (im.astype(np.float32), ["a", "b"], [["a"], ["b"]]),  # not uint8
-        lambda im: (im.transpose(0, 2, 3, 1), ["a", "b"], [["a"], ["b"]]),  # channels last
-        lambda im: (im, ["a"], [["a"], ["b"]]),  # too few captions
-        lambda im: (im, "ab", [["a"], ["b"]]),  # a string, not a list
-        lambda im: (im, ["a", 3], [["a"], ["b"]]),  # ids, not words
-        lambda im: (im, ["a", "b"], [["a"]]),  # too few reference lists
-        lambda im: (im, ["a", "b"], ["a", "b"]),  # references not lists of strings
+        (lambda im: (im[0], ["a"], [["a"]]), r"images must have shape \(N, 3, H, W\)"),  # one image, not a batch
+        (lambda im: (im.astype(np.float32), ["a", "b"], [["a"], ["b"]]), r"images\[0\] must be uint8"),
+        (lambda im: (im.transpose(0, 2, 3, 1), ["a", "b"], [["a"], ["b"]]), "channels first"),
+        (lambda im: (im, ["a"], [["a"], ["b"]]), "generated has 1 captions for 2 images"),
+        (lambda im: (im, "ab", [["a"], ["b"]]), "generated must be a list of strings"),
+        (lambda im: (im, ["a", 3], [["a"], ["b"]]), r"generated\[1\] must be a string"),  # ids, not words
+        (lambda im: (im, ["a", "b"], [["a"]]), "references must be a list of 2 lists"),
+        (lambda im: (im, ["a", "b"], ["a", "b"]), r"references\[0\] must be a list of strings"),
     ],
 )
-def test_captions_bad_inputs(tmp_path, rng, args):
-    with pytest.raises(ValueError):
+def test_captions_bad_inputs(tmp_path, rng, args, named):
+    with pytest.raises(ValueError, match=named):
         plot_captions(*args(images(rng, 2, 16)), tmp_path / "c.png")
     assert not (tmp_path / "c.png").exists()
 
@@ -208,11 +208,17 @@ def test_beam_search_accepts_numpy_scores(tmp_path, rng):
 
 
 @pytest.mark.parametrize(
-    "captions, scores",
-    [([], []), (["a", "b"], [-1.0]), (["a"], ["high"]), ("a", [-1.0]), (["a"], -1.0)],
+    "captions, scores, named",
+    [
+        ([], [], "got 0 captions, 0 scores"),
+        (["a", "b"], [-1.0], "got 2 captions, 1 scores"),
+        (["a"], ["high"], r"scores\[0\] must be a number"),
+        ("a", [-1.0], "captions must be a list of strings"),
+        (["a"], -1.0, "scores must be a list of numbers"),
+    ],
 )
-def test_beam_search_bad_inputs(tmp_path, rng, captions, scores):
-    with pytest.raises(ValueError):
+def test_beam_search_bad_inputs(tmp_path, rng, captions, scores, named):
+    with pytest.raises(ValueError, match=named):
         plot_beam_search(images(rng, 1, 16)[0], captions, scores, tmp_path / "b.png")
 
 
@@ -265,18 +271,18 @@ def test_attention_long_word_stays_over_its_panel(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "words, attention",
+    "words, attention, named",
     [
-        (["a", "b"], np.ones((2, 16))),  # (T, L), not (T, Hs, Ws)
-        (["a", "b", "c"], np.ones((2, 4, 4))),  # fewer maps than words
-        (["a"], -np.ones((1, 4, 4))),  # negative weights
-        (["a"], np.full((1, 4, 4), np.nan)),  # not finite
-        ([], np.ones((1, 4, 4))),  # nothing to show
-        ("ab", np.ones((2, 4, 4))),  # a string, not a list of words
+        (["a", "b"], np.ones((2, 16)), r"attention must have shape \(T, Hs, Ws\)"),  # (T, L) maps
+        (["a", "b", "c"], np.ones((2, 4, 4)), "attention has 2 steps but 3 words"),
+        (["a"], -np.ones((1, 4, 4)), "finite, non-negative"),  # negative weights
+        (["a"], np.full((1, 4, 4), np.nan), "finite, non-negative"),
+        ([], np.ones((1, 4, 4)), "words is empty"),
+        ("ab", np.ones((2, 4, 4)), "words must be a list of strings"),
     ],
 )
-def test_attention_bad_inputs(tmp_path, rng, words, attention):
-    with pytest.raises(ValueError):
+def test_attention_bad_inputs(tmp_path, rng, words, attention, named):
+    with pytest.raises(ValueError, match=named):
         plot_attention(images(rng, 1, 16)[0], words, attention, tmp_path / "att.png")
 
 
@@ -328,9 +334,9 @@ def test_upsample_matches_separable_np_interp(hs, ws, height, width, seed):
 
 
 def test_upsample_bad_inputs():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"attention map must have shape \(Hs, Ws\)"):
         upsample_bilinear(np.ones((2, 2, 2)), 4, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="height must be a positive integer"):
         upsample_bilinear(np.ones((2, 2)), 0, 4)
 
 

@@ -97,6 +97,20 @@ def test_lstm_step_saturates_without_overflow(xp):
     assert float(c2[0, 0]) == 0.0 and float(h2[0, 0]) == 0.0
 
 
+def test_attention_with_large_scores_does_not_overflow(xp):
+    # Scores in the thousands (float32 exp overflows past 88): the softmax must shift
+    # by the row maximum. prev_h = 30 * ones(4) scores location 0 (A = 30) at
+    # 30 * 30 * 4 / sqrt(4) = 1800 and location 1 (A = 0) at 0, so the weights are
+    # exactly one-hot on location 0 (exp(-1800) is 0 in float32).
+    H = 4
+    prev_h = xp.full((1, H), 30.0, dtype=xp.float32)
+    A = xp.stack([xp.full((H,), 30.0), xp.zeros((H,))], axis=1).astype(xp.float32).reshape(1, H, 1, 2)
+    with np.errstate(over="raise", invalid="raise"):
+        attn, weights, _ = dot_product_attention_forward(prev_h, A)
+    np.testing.assert_array_equal(to_numpy(weights).reshape(-1), [1.0, 0.0])
+    np.testing.assert_allclose(to_numpy(attn), np.full((1, H), 30.0), rtol=1e-6)
+
+
 def test_dot_product_attention_loops(xp, rng):
     N, H, Hs, Ws = 2, 3, 2, 3
     prev_h, A = rng.standard_normal((N, H)), rng.standard_normal((N, H, Hs, Ws))

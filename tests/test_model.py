@@ -206,7 +206,9 @@ def test_to_cuda_without_gpu_is_clear():
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_same_loss_on_every_backend(cell, xp, rng):
-    device = "cpu" if xp is np else "cuda"
+    if xp is np:
+        pytest.skip("the NumPy model is the reference here: only the CuPy instance compares anything")
+    device = "cuda"
     m = small_model(cell)
     features, captions = make_inputs(cell, rng)
     ref_loss, ref_grads = m.loss(features, captions)

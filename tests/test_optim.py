@@ -109,6 +109,8 @@ def test_defaults_are_the_course_values():
         "sgd_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
         "rmsprop": {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
         "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+        # AdamW: Adam's defaults and PyTorch's weight decay (docs/training.md)
+        "adamw": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 1e-2},
     }
     for name, defaults in expected.items():
         _, config = optim.RULES[name](np.ones(3), np.ones(3))
