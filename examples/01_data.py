@@ -15,6 +15,7 @@
 import argparse
 import json
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -25,7 +26,9 @@ from minicap.shapes.scenes import COLOURS, SHAPES, SIZES
 parser = argparse.ArgumentParser(description="Generate the shapes world and look at a minibatch.")
 parser.add_argument("--quick", action="store_true", help="a tiny world (CI)")
 parser.add_argument("--out", default="runs/examples/01_data", help="output folder")
-args, _ = parser.parse_known_args()  # known args only: Jupyter passes its own
+args, unknown = parser.parse_known_args()  # Jupyter passes its own arguments (-f kernel.json)
+if unknown and "ipykernel" not in sys.modules:  # outside Jupyter an unknown option is a mistake
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 out_dir = pathlib.Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)
 

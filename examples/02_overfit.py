@@ -16,6 +16,7 @@
 import argparse
 import logging
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -27,7 +28,9 @@ from minicap.figures import plot_loss_curves
 parser = argparse.ArgumentParser(description="Overfit 50 captions of the shapes world with each cell type.")
 parser.add_argument("--quick", action="store_true", help="the rnn cell only, a smaller network (CI)")
 parser.add_argument("--out", default="runs/examples/02_overfit", help="output folder")
-args, _ = parser.parse_known_args()  # known args only: Jupyter passes its own
+args, unknown = parser.parse_known_args()  # Jupyter passes its own arguments (-f kernel.json)
+if unknown and "ipykernel" not in sys.modules:  # outside Jupyter an unknown option is a mistake
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 out_dir = pathlib.Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)
 logging.basicConfig(level=logging.INFO, format="%(message)s")  # the solver logs each epoch
@@ -91,7 +94,11 @@ for cell_type, (learning_rate, lr_decay) in settings.items():
 # and the check is only reported, not enforced.
 
 # %%
-failed = [cell for cell, loss in final.items() if not loss < 0.1]
-print("all cells overfit" if not failed else f"did not reach 0.1: {failed}")
-if failed and not args.quick:
-    raise SystemExit(1)
+if args.quick:  # a smaller network and one cell: nothing to judge
+    losses = ", ".join(f"{cell} final loss {loss:.2f}" for cell, loss in final.items())
+    print(f"(quick mode: smaller network, threshold not enforced) {losses}")
+else:
+    failed = [cell for cell, loss in final.items() if not loss < 0.1]
+    print("all cells overfit" if not failed else f"did not reach 0.1: {failed}")
+    if failed:
+        raise SystemExit(1)

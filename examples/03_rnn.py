@@ -13,6 +13,7 @@
 import argparse
 import logging
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -26,7 +27,9 @@ from minicap.runs import write_json
 parser = argparse.ArgumentParser(description="Train a vanilla RNN captioner on the shapes world.")
 parser.add_argument("--quick", action="store_true", help="tiny data and a few iterations (CI)")
 parser.add_argument("--out", default="runs/examples/03_rnn", help="output folder")
-args, _ = parser.parse_known_args()  # known args only: Jupyter passes its own
+args, unknown = parser.parse_known_args()  # Jupyter passes its own arguments (-f kernel.json)
+if unknown and "ipykernel" not in sys.modules:  # outside Jupyter an unknown option is a mistake
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 out_dir = pathlib.Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)
 logging.basicConfig(level=logging.INFO, format="%(message)s")  # the solver logs each epoch

@@ -15,6 +15,7 @@
 import argparse
 import logging
 import pathlib
+import sys
 import time
 
 from minicap import CaptioningRNN, CaptioningSolver
@@ -31,7 +32,9 @@ parser.add_argument("--checkpoint", default="runs/examples/05_attention/model.np
                     help="model saved by 05_attention.py (trained here if missing)")
 parser.add_argument("--beam-size", type=int, default=3, help="beam width for beam search")
 parser.add_argument("--out", default="runs/examples/06_results", help="output folder")
-args, _ = parser.parse_known_args()  # known args only: Jupyter passes its own
+args, unknown = parser.parse_known_args()  # Jupyter passes its own arguments (-f kernel.json)
+if unknown and "ipykernel" not in sys.modules:  # outside Jupyter an unknown option is a mistake
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 out_dir = pathlib.Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)
 logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -39,7 +40,9 @@ from minicap.layers import (
 parser = argparse.ArgumentParser(description="Gradient checks of minicap's layers and model.")
 parser.add_argument("--quick", action="store_true", help="smaller shapes, fewer checks (CI)")
 parser.add_argument("--out", default="runs/examples/07_gradcheck", help="output folder")
-args, _ = parser.parse_known_args()  # known args only: Jupyter passes its own
+args, unknown = parser.parse_known_args()  # Jupyter passes its own arguments (-f kernel.json)
+if unknown and "ipykernel" not in sys.modules:  # outside Jupyter an unknown option is a mistake
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 out_dir = pathlib.Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)
 started = time.perf_counter()

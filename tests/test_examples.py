@@ -101,6 +101,37 @@ def test_example_runs_in_quick_mode(script, workdir):
         assert (model.wordvec_dim, model.hidden_dim) == (QUICK_CONFIG["wordvec_dim"], QUICK_CONFIG["hidden_dim"])
 
 
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_refuses_an_unknown_option(script, workdir):
+    """A mistyped flag (--quik) is argparse's usage error, not a silent full run."""
+    path = EXAMPLES / script
+    if not path.exists():
+        pytest.skip(f"examples/{script} does not exist yet")
+    result = subprocess.run(
+        [sys.executable, str(path), "--quik", "--out", str(workdir / "refused" / path.stem)],
+        cwd=workdir, env=_environment(workdir), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, f"{script} accepted --quik:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert "unrecognized arguments: --quik" in result.stderr
+    assert not (workdir / "refused" / path.stem).exists(), f"{script} wrote output before refusing"
+
+
+@pytest.mark.slow
+def test_example_ignores_jupyters_own_arguments(workdir):
+    """Under a Jupyter kernel (ipykernel imported) the kernel's -f FILE is dropped silently."""
+    path = EXAMPLES / "01_data.py"
+    if not path.exists():
+        pytest.skip("examples/01_data.py does not exist yet")
+    out = workdir / "under_jupyter"
+    code = ("import runpy, sys, types; sys.modules.setdefault('ipykernel', types.ModuleType('ipykernel')); "
+            f"sys.argv = [{str(path)!r}, '-f', 'kernel-1234.json', '--quick', '--out', {str(out)!r}]; "
+            f"runpy.run_path({str(path)!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=_environment(workdir),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"01_data.py failed under a Jupyter-like argv:\n{result.stderr[-3000:]}"
+    assert (out / "summary.json").is_file()
+
+
 def test_every_example_is_a_percent_notebook_with_quick_mode():
     """Cheap static checks that hold for every script (run even when slow tests are not)."""
     scripts = sorted(EXAMPLES.glob("[0-9]*.py"))
