@@ -336,8 +336,11 @@ class CaptioningSolver:
         if bar is not None:
             bar.set_postfix(epoch=self.epoch + 1, loss=f"{self.loss_history[-1]:.4f}", refresh=False)
         if self.iteration % self.print_every == 0:
-            self.logger.log(logging.INFO if self.verbose else logging.DEBUG, "(Iteration %d / %d) loss: %f",
-                            self.iteration, self.num_epochs * self.iterations_per_epoch, self.loss_history[-1])
+            # A child logger ("<logger>.iterations"), so that a program can keep the epoch
+            # lines and silence these (the command line does, beside its progress bar).
+            self.logger.getChild("iterations").log(
+                logging.INFO if self.verbose else logging.DEBUG, "(Iteration %d / %d) loss: %f",
+                self.iteration, self.num_epochs * self.iterations_per_epoch, self.loss_history[-1])
 
     def _fail(self, first, losses, offset):
         """Record the good losses, restore the last good parameters and raise."""

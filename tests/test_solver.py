@@ -202,6 +202,9 @@ def test_quiet_off_a_terminal_and_logs_every_print_every(capsys, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(")")[0] for line in lines if line.startswith("(Iteration")] == ["(Iteration 3 / 5"]
     assert any(line.startswith("(Epoch 1 / 1)") for line in lines)
+    # the iteration lines have their own child logger, which the command line silences
+    names = {r.name for r in caplog.records if r.getMessage().startswith("(Iteration")}
+    assert names == {"minicap.solver.iterations"}
 
 
 def test_float32_model_stays_float32():

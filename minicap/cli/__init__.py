@@ -50,6 +50,8 @@ def main(argv=None):
     if hasattr(args, "quiet"):  # train and demo: show what the solver decides and how training goes
         quiet = logging.WARNING if args.quiet else logging.INFO
         logging.getLogger("minicap.solver").setLevel(logging.DEBUG if args.debug else quiet)
+        # the loss every 50 iterations is noise beside the progress bar and the epoch lines
+        logging.getLogger("minicap.solver.iterations").setLevel(logging.DEBUG if args.debug else logging.WARNING)
         # a changed learning rate on --resume is reported even with --quiet
         logging.getLogger("minicap.runs").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
