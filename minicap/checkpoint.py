@@ -124,7 +124,12 @@ def load_state(path):
     """The nested dict written by ``save_state`` (FileNotFoundError, CheckpointError otherwise)."""
     arrays = load_npz(path)
     if _JSON_KEY not in arrays:
-        raise CheckpointError(f"{path} was not written by minicap's save_state (it has no {_JSON_KEY!r} entry)")
+        hint = ""
+        if "format" in arrays and "config" in arrays:  # a model file (CaptioningRNN.save)
+            hint = (f"; it is a model file ({str(arrays['format'])}) written by model.save(): load it with "
+                    "CaptioningRNN.load(path), and resume training from the checkpoint.npz a solver "
+                    "with checkpoint_dir writes")
+        raise CheckpointError(f"{path} was not written by minicap's save_state (it has no {_JSON_KEY!r} entry){hint}")
     try:
         document = json.loads(str(arrays.pop(_JSON_KEY)))
     except ValueError as err:

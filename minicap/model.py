@@ -19,6 +19,7 @@ V vocabulary, Hs x Ws attention grid.
 
 import json
 import math
+import numbers
 
 import numpy as np
 
@@ -69,12 +70,16 @@ class CaptioningRNN:
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         for name, value in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim), ("hidden_dim", hidden_dim)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        # The seed goes into config() (JSON) for save/load: a NumPy integer would make
+        # save() fail with "Object of type int64 is not JSON serializable".
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer (or None for a random start), got {seed!r}")
         self.word_to_idx = _check_vocab(word_to_idx)
         self.cell_type = cell_type
         self.input_dim, self.wordvec_dim, self.hidden_dim = int(input_dim), int(wordvec_dim), int(hidden_dim)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self.vocab_size = max(self.word_to_idx.values()) + 1
         self.idx_to_word = [None] * self.vocab_size
         for word, idx in self.word_to_idx.items():
@@ -220,18 +225,22 @@ class CaptioningRNN:
         With ``return_attention=True`` (attention cell only) also returns the
         attention weights of every generated word, (N, max_length, Hs, Ws).
         """
+        if return_attention and self.cell_type != "attention":
+            raise ValueError("return_attention=True needs cell_type='attention'")
         features = self.check_features(features)
         captions, attention = decoding.greedy(self, features, max_length)
-        if return_attention:
-            if attention is None:
-                raise ValueError("return_attention=True needs cell_type='attention'")
-            return captions, attention
-        return captions
+        return (captions, attention) if return_attention else captions
 
     def beam_search(self, features, beam_size=3, max_length=30, length_penalty=0.0, return_all=False):
         """Beam-search captions; see ``minicap.decoding.beam_search``."""
+        if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
+            raise ValueError(f"beam_size must be a positive integer, got {beam_size!r}")
+        if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
+                or not math.isfinite(length_penalty) or length_penalty < 0):
+            raise ValueError(f"length_penalty must be a finite number >= 0 (0 ranks by the plain sum of "
+                             f"log-probabilities), got {length_penalty!r}")
         features = self.check_features(features)
-        result = decoding.beam_search(self, features, beam_size, max_length, length_penalty)
+        result = decoding.beam_search(self, features, beam_size, max_length, float(length_penalty))
         return result if return_all else result.captions
 
     def attention_for(self, features, captions):
@@ -244,6 +253,8 @@ class CaptioningRNN:
         if self.cell_type != "attention":
             raise ValueError("attention_for needs cell_type='attention'")
         features = self.check_features(features)
+        # the same checks as loss(): an out-of-range id would wrap around silently on CuPy
+        captions = self._check_captions(captions, features, min_length=1)
         return decoding.teacher_forced_attention(self, features, captions)
 
     def decoding_ids(self):
@@ -257,35 +268,43 @@ class CaptioningRNN:
     def check_features(self, features):
         """Validate features for this cell and cast them to the model's dtype."""
         xp = get_array_module(self.params["W_embed"])
+        _check_array("features", features, self.device)
         if get_array_module(features) is not xp:
             raise ValueError(
                 f"features are on '{device_of(features)}' but the model is on '{self.device}'; "
                 f"move them with minicap.backend.to_device(features, '{self.device}')")
         expected = "(N, D)" if self.cell_type != "attention" else "(N, D, Hs, Ws)"
         rank = 2 if self.cell_type != "attention" else 4
-        if features.ndim != rank or features.shape[1] != self.input_dim:
+        if features.ndim != rank or features.shape[1] != self.input_dim or 0 in features.shape[2:]:
             raise ValueError(
                 f"features must have shape {expected} with D = input_dim = {self.input_dim} "
-                f"for cell_type={self.cell_type!r}, got {tuple(features.shape)}")
+                + ("and a grid of at least 1 x 1 " if rank == 4 else "")
+                + f"for cell_type={self.cell_type!r}, got {tuple(features.shape)}")
         if features.dtype.kind != "f":
             raise ValueError(f"features must be floating point, got dtype {features.dtype}")
         features = features.astype(self.dtype, copy=False)
-        if bool(xp.isnan(features).any()):
-            raise ValueError("features contain NaN; check the feature extraction or the cache")
+        # isfinite, not isnan: an infinite feature turns the loss and every gradient into NaN
+        if not bool(xp.isfinite(features).all()):
+            raise ValueError("features contain NaN or infinite values; check the feature extraction or the cache")
         return features
 
-    def _check_captions(self, captions, features):
+    def _check_captions(self, captions, features, min_length=2):
+        """loss() needs (N, T + 1) with T >= 1 (min_length 2); attention_for, (N, T) with T >= 1."""
         xp = get_array_module(self.params["W_embed"])
+        _check_array("captions", captions, self.device)
         if get_array_module(captions) is not xp:
             raise ValueError(
                 f"captions are on '{device_of(captions)}' but the model is on '{self.device}'; "
                 f"move them with minicap.backend.to_device(captions, '{self.device}')")
         if captions.dtype.kind not in "iu":
             raise ValueError(f"captions must be integer word ids, got dtype {captions.dtype}")
-        if captions.ndim != 2 or captions.shape[1] < 2 or captions.shape[0] != features.shape[0]:
+        layout = "(N, T + 1)" if min_length == 2 else "(N, T)"
+        if captions.ndim != 2 or captions.shape[1] < min_length or captions.shape[0] != features.shape[0]:
             raise ValueError(
-                f"captions must have shape (N, T + 1) with N = {features.shape[0]} (the features' N) "
+                f"captions must have shape {layout} with N = {features.shape[0]} (the features' N) "
                 f"and T >= 1, got {tuple(captions.shape)}")
+        if captions.shape[0] == 0:
+            raise ValueError("captions and features are empty (N = 0): pass at least one image and caption")
         # CuPy would wrap an out-of-range id silently; one sync per batch to rule it out.
         lo, hi = int(captions.min()), int(captions.max())
         if lo < 0 or hi >= self.vocab_size:
@@ -314,6 +333,11 @@ class CaptioningRNN:
     @classmethod
     def from_arrays(cls, arrays, source="arrays"):
         """Rebuild a model (on the CPU) from ``to_arrays()`` output."""
+        if "__json__" in arrays and "format" not in arrays:
+            raise CheckpointError(
+                f"{source} is a CaptioningSolver checkpoint, not a model file: resume it with "
+                f"CaptioningSolver(..., resume=path), or take its model with CaptioningRNN.from_arrays("
+                f"minicap.checkpoint.load_state(path)['model'])")
         if "format" not in arrays or str(arrays["format"]) != FORMAT or "config" not in arrays:
             raise CheckpointError(f"{source} is not a minicap CaptioningRNN checkpoint (format {FORMAT})")
         try:
@@ -351,9 +375,20 @@ def _check_vocab(word_to_idx):
         raise ValueError("word_to_idx must be a dict mapping words to ids that contains '<NULL>'")
     clean = {}
     for word, idx in word_to_idx.items():
+        if not isinstance(word, str):
+            # str(word) could collide with a real word ({1: 5, "1": 6}) and drop an id silently
+            raise ValueError(f"word_to_idx keys must be strings (the words), got {word!r} of type {type(word).__name__}")
         if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool) or idx < 0:
             raise ValueError(f"word_to_idx[{word!r}] must be a non-negative integer id, got {idx!r}")
         clean[str(word)] = int(idx)
     if len(set(clean.values())) != len(clean):
         raise ValueError("word_to_idx maps two words to the same id")
     return clean
+
+
+def _check_array(name, value, device):
+    """A clear error for lists and other non-arrays (they have no .ndim / .dtype)."""
+    if not (hasattr(value, "ndim") and hasattr(value, "shape") and hasattr(value, "dtype")):
+        module = "numpy" if device == "cpu" else "cupy"
+        raise TypeError(f"{name} must be a NumPy or CuPy array, got {type(value).__name__}; "
+                        f"convert it with {module}.asarray({name}) (the model is on '{device}')")

@@ -15,10 +15,49 @@ The formulas are written out in ``docs/training.md``.
 """
 
 import math
+import numbers
+
+import numpy as np
 
 from .backend import get_array_module
 
-__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "RULES"]
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "RULES", "check_config"]
+
+
+# Allowed values of every hyperparameter: (low, low inclusive, high, high inclusive, meaning).
+_RANGES = {
+    "learning_rate": (0.0, True, math.inf, False, "a finite number >= 0"),
+    "momentum": (0.0, True, 1.0, False, "in [0, 1)"),
+    "decay_rate": (0.0, True, 1.0, False, "in [0, 1)"),
+    "beta1": (0.0, True, 1.0, False, "in [0, 1)"),
+    "beta2": (0.0, True, 1.0, False, "in [0, 1)"),
+    "epsilon": (0.0, False, math.inf, False, "a finite number > 0"),
+    "weight_decay": (0.0, True, math.inf, False, "a finite number >= 0"),
+}
+
+
+def _hyperparameter(rule, key, value):
+    """``value`` as a Python float, or a TypeError / ValueError that names the key and the allowed range."""
+    is_number = isinstance(value, numbers.Real) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu")
+    if isinstance(value, (bool, np.bool_)) or not is_number:
+        raise TypeError(f"{rule}: config[{key!r}] must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    low, low_in, high, high_in, meaning = _RANGES[key]
+    ok = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
+    if not ok:
+        raise ValueError(f"{rule}: config[{key!r}] must be {meaning}, got {value!r}")
+    return value
+
+
+def _check_keys(rule, config, defaults, state):
+    if not isinstance(config, dict):
+        raise TypeError(f"{rule}: config must be a dict or None, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(defaults) - set(state))
+    if unknown:
+        raise ValueError(
+            f"{rule}: unknown config key(s) {unknown}; valid hyperparameters are {sorted(defaults)}"
+        )
 
 
 def _prepare(w, dw, config, rule, defaults, state):
@@ -27,23 +66,40 @@ def _prepare(w, dw, config, rule, defaults, state):
     ``defaults`` maps hyperparameter names to default values, ``state`` maps state names to
     a function of ``w`` making its initial value. A key that is neither is a typo worth
     reporting (``lr`` instead of ``learning_rate`` would otherwise be silently ignored).
+    Hyperparameters must be numbers in their range (a string or None would otherwise fail
+    deep inside NumPy, and beta1 = 1 divides by zero); they are stored as Python floats.
     """
+    for name, value in (("w", w), ("dw", dw)):
+        if not hasattr(value, "shape"):
+            raise TypeError(f"{rule}: {name} must be a NumPy or CuPy array, got {type(value).__name__}")
     if dw.shape != w.shape:
         raise ValueError(f"{rule}: gradient shape {dw.shape} does not match parameter shape {w.shape}")
     config = {} if config is None else config
-    if not isinstance(config, dict):
-        raise TypeError(f"{rule}: config must be a dict or None, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(defaults) - set(state))
-    if unknown:
-        raise ValueError(
-            f"{rule}: unknown config key(s) {unknown}; valid hyperparameters are {sorted(defaults)}"
-        )
+    _check_keys(rule, config, defaults, state)
     for key, value in defaults.items():
-        config.setdefault(key, value)
+        config[key] = _hyperparameter(rule, key, config.get(key, value))
     for key, make in state.items():
         if key not in config:
             config[key] = make(w)
+        elif hasattr(config[key], "shape") and config[key].shape != w.shape:
+            raise ValueError(f"{rule}: config[{key!r}] has shape {config[key].shape} but the parameter has shape "
+                             f"{w.shape}; give every parameter its own config")
     return config
+
+
+def check_config(rule, config):
+    """Check a config's keys and hyperparameter values for a rule of ``RULES`` (a name or the
+    function) without a parameter; raises as the rule's first call would. For other callables
+    it does nothing (their hyperparameters are their own business)."""
+    name = rule if isinstance(rule, str) else getattr(rule, "__name__", None)
+    if name not in _SPECS or (not isinstance(rule, str) and RULES.get(name) is not rule):
+        return
+    defaults, state = _SPECS[name]
+    config = {} if config is None else config
+    _check_keys(name, config, defaults, state)
+    for key in defaults:
+        if key in config:
+            _hyperparameter(name, key, config[key])
 
 
 def _zeros(w):
@@ -55,7 +111,7 @@ def sgd(w, dw, config=None):
 
     config: learning_rate (default 1e-2).
     """
-    config = _prepare(w, dw, config, "sgd", {"learning_rate": 1e-2}, {})
+    config = _prepare(w, dw, config, "sgd", *_SPECS["sgd"])
     w -= config["learning_rate"] * dw
     return w, config
 
@@ -65,9 +121,7 @@ def sgd_momentum(w, dw, config=None):
 
     config: learning_rate (1e-2), momentum (0.9); state: velocity (zeros like w).
     """
-    config = _prepare(
-        w, dw, config, "sgd_momentum", {"learning_rate": 1e-2, "momentum": 0.9}, {"velocity": _zeros}
-    )
+    config = _prepare(w, dw, config, "sgd_momentum", *_SPECS["sgd_momentum"])
     v = config["velocity"]
     v *= config["momentum"]
     v -= config["learning_rate"] * dw
@@ -81,14 +135,7 @@ def rmsprop(w, dw, config=None):
 
     config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8); state: cache.
     """
-    config = _prepare(
-        w,
-        dw,
-        config,
-        "rmsprop",
-        {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
-        {"cache": _zeros},
-    )
+    config = _prepare(w, dw, config, "rmsprop", *_SPECS["rmsprop"])
     xp = get_array_module(w, dw)
     decay = config["decay_rate"]
     cache = config["cache"]
@@ -100,6 +147,15 @@ def rmsprop(w, dw, config=None):
 
 _ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 _ADAM_STATE = {"m": _zeros, "v": _zeros, "t": lambda w: 0}
+
+# rule name -> (hyperparameter defaults, state makers)
+_SPECS = {
+    "sgd": ({"learning_rate": 1e-2}, {}),
+    "sgd_momentum": ({"learning_rate": 1e-2, "momentum": 0.9}, {"velocity": _zeros}),
+    "rmsprop": ({"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}, {"cache": _zeros}),
+    "adam": (_ADAM_DEFAULTS, _ADAM_STATE),
+    "adamw": ({**_ADAM_DEFAULTS, "weight_decay": 1e-2}, _ADAM_STATE),
+}
 
 
 def _adam_step(w, dw, config):
@@ -139,7 +195,7 @@ def adam(w, dw, config=None):
     config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8);
     state: m, v (zeros like w), t (0).
     """
-    config = _prepare(w, dw, config, "adam", _ADAM_DEFAULTS, _ADAM_STATE)
+    config = _prepare(w, dw, config, "adam", *_SPECS["adam"])
     return _adam_step(w, dw, config)
 
 
@@ -150,7 +206,7 @@ def adamw(w, dw, config=None):
     config: adam's, plus weight_decay (1e-2). The decay does not go through the moments,
     unlike L2 regularisation added to dw. It applies to every parameter it is given.
     """
-    config = _prepare(w, dw, config, "adamw", {**_ADAM_DEFAULTS, "weight_decay": 1e-2}, _ADAM_STATE)
+    config = _prepare(w, dw, config, "adamw", *_SPECS["adamw"])
     w *= 1.0 - config["learning_rate"] * config["weight_decay"]
     return _adam_step(w, dw, config)
 

@@ -17,6 +17,7 @@ transfer, and that is also when non-finite values are detected.
 
 import logging
 import math
+import numbers
 import os
 import pathlib
 import sys
@@ -75,6 +76,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _host_copy(params):
     """Host copies that later in-place updates cannot touch (``to_numpy`` of a NumPy array is the array)."""
     return {name: np.array(to_numpy(value), copy=True) for name, value in params.items()}
+
+
+def _is_number(value):
+    """A real number (Python or NumPy), not a bool or a string; NaN is a number here."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_terminal(stream):
@@ -147,15 +153,18 @@ class CaptioningSolver:
             raise TypeError("update_rule must be a rule name or a function rule(w, dw, config) -> (w, config)")
         if optim_config is not None and not isinstance(optim_config, dict):
             raise TypeError(f"optim_config must be a dict or None, got {type(optim_config).__name__}")
+        # a typo ("lr") or a bad value is reported now, not after the first forward and backward pass
+        optim.check_config(update_rule, optim_config)
         for name, value, low in (("batch_size", batch_size, 1), ("num_epochs", num_epochs, 0),
                                  ("print_every", print_every, 1), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not lr_decay > 0:
-            raise ValueError(f"lr_decay must be positive, got {lr_decay!r}")
-        if grad_clip is not None and not grad_clip > 0:
+        if not _is_number(lr_decay) or not (0 < lr_decay < math.inf):
+            raise ValueError(f"lr_decay must be a positive finite number, got {lr_decay!r}")
+        if grad_clip is not None and (not _is_number(grad_clip) or not grad_clip > 0):
             raise ValueError(f"grad_clip must be a positive norm or None, got {grad_clip!r}")
-        if num_val_samples is not None and (not isinstance(num_val_samples, int) or num_val_samples < 1):
+        if num_val_samples is not None and (isinstance(num_val_samples, bool) or not isinstance(
+                num_val_samples, (int, np.integer)) or num_val_samples < 1):
             raise ValueError(f"num_val_samples must be a positive integer or None, got {num_val_samples!r}")
         if metric_fn is not None and not callable(metric_fn):
             raise TypeError("metric_fn must be a function metric_fn(model, data, split) -> dict")
@@ -190,7 +199,7 @@ class CaptioningSolver:
         self._committing = False  # True while parameters / optimizer state are half-updated
         self._good_params, self._good_average, self._good_iteration = None, None, 0
         self.resumed_from = None  # the checkpoint file the state was loaded from, if any
-        self._val_data = self._choose_val_sample(num_val_samples)
+        self._val_data = self._choose_val_sample(None if num_val_samples is None else int(num_val_samples))
         if metric_fn is not None and self._val_data is None:
             raise ValueError("metric_fn needs validation data: data has no val_captions (or they are empty)")
 
@@ -481,7 +490,8 @@ class CaptioningSolver:
             raise ValueError(f"cannot resume exactly from {path}: the run was started with other options "
                              f"({'; '.join(differ)}); pass the same options, or start a new checkpoint_dir")
         try:
-            restored = type(self.model).from_arrays(state["model"]).params
+            restored_model = type(self.model).from_arrays(state["model"])
+            restored = restored_model.params
             configs, rng_state = state["optim"], state["rng_state"]
             fields = {key: state[key] for key in ("order", "position", "epoch", "iteration", "loss_history",
                                                   "val_loss_history", "metrics_history", "best_val",
@@ -494,6 +504,22 @@ class CaptioningSolver:
         if bad or configs.keys() != own.keys():
             raise ValueError(f"the model in {path} does not match this model: parameters {bad or sorted(configs)} "
                              "differ in name, shape or dtype; build the model with the same settings")
+        # Same parameter shapes do not make the same model: a vocabulary of the same size
+        # with other words (or another cell with equal shapes) would silently load weights
+        # whose rows mean other words.
+        if callable(getattr(self.model, "config", None)) and callable(getattr(restored_model, "config", None)):
+            own_config, stored_config = self.model.config(), restored_model.config()
+            differ = sorted(key for key in set(own_config) | set(stored_config)
+                            if key != "seed" and own_config.get(key) != stored_config.get(key))
+            if differ:
+                shown = [key if key == "word_to_idx" else
+                         f"{key} (checkpoint {stored_config.get(key)!r}, now {own_config.get(key)!r})" for key in differ]
+                raise ValueError(f"the model in {path} does not match this model: {'; '.join(shown)} differ "
+                                 "(a vocabulary of the same size with other words has the same shapes); build "
+                                 "the model with the checkpoint's settings and vocabulary, or start a new "
+                                 "checkpoint_dir (the seed may differ: resuming replaces the weights)")
+        if self.average is not None and not isinstance(state.get("average"), dict):
+            raise CheckpointError(f"{path} is incomplete: it has no 'average' entry")
         device = self._device()
         for name in own:
             own[name] = to_device(restored[name], device)

@@ -247,3 +247,99 @@ def test_trailing_padding_changes_nothing(cell, rng):
     all_null = np.zeros((3, 6), dtype=captions.dtype)
     all_null[:, 0] = 1
     assert float(m.loss(features, all_null)[0]) == 0.0
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def test_numpy_integer_seed_is_stored_as_int_and_saves(tmp_path):
+    # a NumPy seed used to reach json.dumps in save(): "Object of type int64 is not JSON serializable"
+    model = small_model("rnn", seed=np.int64(7))
+    assert type(model.seed) is int and model.seed == 7
+    back = CaptioningRNN.load(model.save(tmp_path / "m.npz"))
+    assert back.seed == 7
+    assert all(np.array_equal(back.params[k], model.params[k]) for k in model.params)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_bad_seed_is_a_value_error(seed):
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer \(or None for a random start\)"):
+        small_model("rnn", seed=seed)
+
+
+def test_bool_hidden_dim_is_refused():
+    with pytest.raises(ValueError, match="hidden_dim must be a positive integer, got True"):
+        small_model("rnn", hidden_dim=True)
+
+
+def test_non_string_words_are_refused():
+    # str(1) == "1" used to collapse two entries and leave id 5 without a word
+    with pytest.raises(ValueError, match="word_to_idx keys must be strings .* got 1 of type int"):
+        CaptioningRNN({"<NULL>": 0, 1: 5, "1": 6}, input_dim=4)
+
+
+def test_non_ascii_vocabulary_survives_save_and_load(tmp_path):
+    vocab = {**VOCAB, "café": 7, "日本": 8}
+    model = CaptioningRNN(vocab, input_dim=4, wordvec_dim=5, hidden_dim=6, dtype=np.float64)
+    back = CaptioningRNN.load(model.save(tmp_path / "u.npz"))
+    assert back.word_to_idx == vocab and back.idx_to_word[8] == "日本" and back.dtype == np.float64
+
+
+def test_lists_instead_of_arrays_are_a_type_error_with_the_fix(rng):
+    model = small_model("rnn")
+    features, captions = make_inputs("rnn", rng)
+    with pytest.raises(TypeError, match=r"features must be a NumPy or CuPy array, got list; convert it with numpy.asarray"):
+        model.sample(features.tolist())
+    with pytest.raises(TypeError, match=r"captions must be a NumPy or CuPy array, got list"):
+        model.loss(features, captions.tolist())
+
+
+def test_infinite_features_are_refused_like_nan(rng):
+    model = small_model("lstm")
+    features, captions = make_inputs("lstm", rng)
+    features[1, 2] = np.inf  # used to give a NaN loss and NaN gradients without a word
+    with pytest.raises(ValueError, match="features contain NaN or infinite values"):
+        model.loss(features, captions)
+
+
+def test_empty_batch_and_empty_grid_are_explained(rng):
+    model = small_model("rnn")
+    with pytest.raises(ValueError, match=r"empty \(N = 0\)"):
+        model.loss(np.zeros((0, 4)), np.zeros((0, 3), dtype=np.int64))
+    attention = small_model("attention")
+    with pytest.raises(ValueError, match=r"a grid of at least 1 x 1 .* got \(1, 4, 0, 0\)"):
+        attention.sample(np.zeros((1, 4, 0, 0)))
+
+
+def test_attention_for_checks_the_captions(rng):
+    model = small_model("attention")
+    features, _ = make_inputs("attention", rng, N=2)
+    # an out-of-range id raised IndexError on NumPy and would wrap around silently on CuPy
+    with pytest.raises(ValueError, match=r"caption ids must lie in \[0, 7\), found ids in \[2, 9\]"):
+        model.attention_for(features, np.array([[4, 9], [5, 2]]))
+    with pytest.raises(ValueError, match="integer word ids"):
+        model.attention_for(features, np.array([[4.0, 2.0], [5.0, 2.0]]))
+    with pytest.raises(ValueError, match=r"shape \(N, T\) with N = 2"):
+        model.attention_for(features, np.array([4, 2]))
+    assert model.attention_for(features, np.array([[4, 2], [5, 2]])).shape == (2, 2, 2, 3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"beam_size": True}, "beam_size must be a positive integer, got True"),
+    ({"length_penalty": float("nan")}, "length_penalty must be a finite number >= 0"),
+    ({"length_penalty": "1"}, "length_penalty must be a finite number >= 0"),
+])
+def test_beam_search_arguments_are_checked(rng, kwargs, match):
+    model = small_model("rnn")
+    features, _ = make_inputs("rnn", rng)
+    with pytest.raises(ValueError, match=match):
+        model.beam_search(features, **kwargs)
+
+
+def test_loading_a_solver_checkpoint_as_a_model_says_how(tmp_path):
+    from minicap.checkpoint import save_state
+
+    model = small_model("rnn")
+    path = save_state(tmp_path / "checkpoint.npz", {"format": "minicap-solver-checkpoint", "model": model.to_arrays()})
+    with pytest.raises(CheckpointError, match=r"is a CaptioningSolver checkpoint, not a model file: resume it with"):
+        CaptioningRNN.load(path)

@@ -172,3 +172,45 @@ def test_momentum_zero_is_sgd(dw, lr):
     w_sgd, _ = optim.sgd(np.ones((2, 3)), dw, {"learning_rate": lr})
     w_mom, _ = optim.sgd_momentum(np.ones((2, 3)), dw, {"learning_rate": lr, "momentum": 0.0})
     np.testing.assert_allclose(w_mom, w_sgd, rtol=1e-15, atol=0)
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize("name, config, error, match", [
+    ("sgd", {"learning_rate": "1e-3"}, TypeError, r"sgd: config\['learning_rate'\] must be a number, got '1e-3' \(str\)"),
+    ("adam", {"learning_rate": None}, TypeError, r"adam: config\['learning_rate'\] must be a number, got None"),
+    ("adam", {"beta1": 1.0}, ValueError, r"adam: config\['beta1'\] must be in \[0, 1\), got 1.0"),
+    ("adamw", {"weight_decay": -0.1}, ValueError, r"config\['weight_decay'\] must be a finite number >= 0"),
+    ("rmsprop", {"epsilon": 0.0}, ValueError, r"config\['epsilon'\] must be a finite number > 0"),
+    ("sgd_momentum", {"learning_rate": float("nan")}, ValueError, r"config\['learning_rate'\] must be a finite number >= 0"),
+    ("sgd_momentum", {"momentum": True}, TypeError, r"config\['momentum'\] must be a number, got True"),
+])
+def test_hyperparameters_are_checked(name, config, error, match):
+    # these used to fail inside NumPy ("can't multiply sequence") or divide by zero (beta1 = 1)
+    with pytest.raises(error, match=match):
+        optim.RULES[name](np.ones(3), np.ones(3), dict(config))
+    with pytest.raises(error, match=match):
+        optim.check_config(name, dict(config))
+
+
+def test_numpy_hyperparameters_become_python_floats():
+    w = np.ones(3, dtype=np.float32)
+    w, config = optim.adam(w, np.ones(3, dtype=np.float32), {"learning_rate": np.float64(0.1), "beta1": np.array(0.9)})
+    assert type(config["learning_rate"]) is float and type(config["beta1"]) is float
+    assert w.dtype == np.float32
+
+
+def test_state_of_another_shape_and_non_arrays_are_explained():
+    with pytest.raises(ValueError, match=r"config\['m'\] has shape \(4,\) but the parameter has shape \(3,\)"):
+        optim.adam(np.ones(3), np.ones(3), {"m": np.zeros(4)})
+    with pytest.raises(TypeError, match="dw must be a NumPy or CuPy array, got list"):
+        optim.sgd(np.ones(3), [1.0, 2.0, 3.0])
+
+
+def test_check_config_ignores_custom_rules_and_accepts_good_configs():
+    optim.check_config(lambda w, dw, config: (w, config), {"anything": "goes"})
+    optim.check_config(optim.adam, {"learning_rate": 5e-3})
+    optim.check_config("adamw", None)
+    with pytest.raises(ValueError, match=r"adam: unknown config key\(s\) \['lr'\]"):
+        optim.check_config(optim.adam, {"lr": 0.1})

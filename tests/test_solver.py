@@ -233,3 +233,30 @@ def test_metrics_need_validation_data():
     del data["val_captions"]
     with pytest.raises(ValueError, match="validation data"):
         _solver(data=data, metric_fn=lambda model, data, split: {})
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def test_optim_config_typo_is_reported_by_the_constructor():
+    # it used to surface only at the first step, after a forward and backward pass (never with num_epochs=0)
+    with pytest.raises(ValueError, match=r"adam: unknown config key\(s\) \['lr'\]"):
+        _solver(optim_config={"lr": 1e-3}, num_epochs=0)
+    with pytest.raises(TypeError, match=r"sgd: config\['learning_rate'\] must be a number"):
+        _solver(update_rule="sgd", optim_config={"learning_rate": "0.1"})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lr_decay": "0.9"}, "lr_decay must be a positive finite number, got '0.9'"),
+    ({"lr_decay": float("inf")}, "lr_decay must be a positive finite number, got inf"),
+    ({"grad_clip": "5"}, "grad_clip must be a positive norm or None, got '5'"),
+    ({"num_val_samples": True}, "num_val_samples must be a positive integer or None, got True"),
+])
+def test_wrongly_typed_options_are_value_errors(kwargs, match):
+    # strings used to raise "'>' not supported between instances of 'str' and 'int'"
+    with pytest.raises(ValueError, match=match):
+        _solver(**kwargs)
+
+
+def test_numpy_integer_num_val_samples_is_accepted():
+    assert _solver(num_val_samples=np.int64(2))._val_data is not None

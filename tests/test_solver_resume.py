@@ -230,3 +230,37 @@ def test_resume_is_exact_with_the_real_model(tmp_path, cell_type):
     for name, value in full.model.params.items():
         np.testing.assert_array_equal(resumed.model.params[name], value)
         assert value.dtype == np.float32
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def test_resume_refuses_a_model_with_another_vocabulary_of_the_same_size(tmp_path):
+    from minicap import CaptioningRNN
+
+    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3, "b": 4}
+    rng = np.random.default_rng(0)
+    data = {"train_captions": rng.integers(1, 5, (6, 4)), "train_image_idxs": np.arange(6) % 3,
+            "train_features": rng.standard_normal((3, 4)).astype(np.float32)}
+    options = {"verbose": False, "batch_size": 3, "checkpoint_dir": tmp_path}
+
+    def model(words, seed=0):
+        return CaptioningRNN(words, input_dim=4, wordvec_dim=5, hidden_dim=6, seed=seed)
+
+    CaptioningSolver(model(vocab), data, num_epochs=1, **options).train()
+    other = {"<NULL>": 0, "<START>": 1, "<END>": 2, "dog": 3, "cat": 4}  # same shapes, other words
+    with pytest.raises(ValueError, match=r"does not match this model: word_to_idx differ"):
+        CaptioningSolver(model(other), data, num_epochs=2, resume=True, **options)
+    # the seed only draws the initial weights, which resuming replaces
+    assert CaptioningSolver(model(vocab, seed=5), data, num_epochs=2, resume=True, **options).resumed_from
+
+
+def test_resuming_from_a_model_file_says_which_loader_to_use(tmp_path):
+    from minicap import CaptioningRNN
+
+    model = CaptioningRNN({"<NULL>": 0, "a": 1}, input_dim=4, wordvec_dim=5, hidden_dim=6)
+    path = model.save(tmp_path / "model.npz")
+    data = {"train_captions": np.ones((2, 3), dtype=np.int64), "train_image_idxs": np.zeros(2, dtype=np.int64),
+            "train_features": np.zeros((1, 4), dtype=np.float32)}
+    with pytest.raises(CheckpointError, match=r"it is a model file .* load it with CaptioningRNN.load\(path\)"):
+        CaptioningSolver(model, data, verbose=False, resume=path)
