@@ -90,7 +90,8 @@ def device_of(x):
 
 
 def to_device(x, device):
-    """Copy an array, or every array inside a dict / list / tuple, to ``device``.
+    """Copy an array, or every array inside a dict / list / tuple (named tuples
+    included), to ``device``.
 
     Arrays already on the right device are returned as they are (no copy).
     Non-array leaves (strings, numbers, None) pass through unchanged.
@@ -98,6 +99,8 @@ def to_device(x, device):
     require_device(device)
     if isinstance(x, dict):
         return {k: to_device(v, device) for k, v in x.items()}
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple takes its fields as arguments
+        return type(x)(*(to_device(v, device) for v in x))
     if isinstance(x, (list, tuple)):
         return type(x)(to_device(v, device) for v in x)
     if device == "cpu":

@@ -54,3 +54,13 @@ def test_scatter_add_accumulates_repeated_indices(xp):
 def test_gpu_available_is_cached_bool():
     assert backend.gpu_available() in (True, False)
     assert backend.gpu_available() is backend.gpu_available()
+
+
+def test_to_device_keeps_named_tuples():
+    import collections
+
+    Batch = collections.namedtuple("Batch", "features captions")
+    moved = to_numpy(Batch(np.zeros(2), [np.ones(1), "name"]))
+    assert type(moved) is Batch
+    np.testing.assert_array_equal(moved.features, np.zeros(2))
+    assert moved.captions[1] == "name"

@@ -166,3 +166,53 @@ def test_bad_names_and_settings(home):
         load_or_build("toy", {}, lambda: {"x": [1, 2]}, version=1)
     with pytest.raises(ValueError, match="array names"):
         load_or_build("toy", {}, lambda: {"../x": np.zeros(1)}, version=1)
+
+
+def test_entry_written_by_another_process_meanwhile_is_kept(home, caplog):
+    """Two processes building one entry: the later writer keeps the first
+    complete entry (readers may have it memory-mapped) and warns about nothing."""
+    settings_text = '{"settings": {"n": 5}, "version": 1}'
+    path = cache_path("toy", {"n": 5}, 1)
+
+    def build_while_another_process_finishes():
+        assert cache._write(path, {"x": np.full(3, 2.0)}, settings_text)  # the other process wins
+        return {"x": np.full(3, 9.0)}
+
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        arrays, _, built = load_or_build("toy", {"n": 5}, build_while_another_process_finishes, version=1)
+    assert built and arrays["x"][0] == 9.0
+    assert caplog.text == ""
+    assert [p.name for p in home.iterdir()] == [path.name]  # no temporary or stale folder left
+    again, _, built = load_or_build("toy", {"n": 5}, Builder(), version=1)
+    assert not built and again["x"][0] == 2.0  # the first writer's entry, untouched
+
+
+def test_concurrent_builders_in_separate_processes(home, tmp_path):
+    script = tmp_path / "race.py"
+    script.write_text(
+        "import logging, sys\n"
+        "import numpy as np\n"
+        "from minicap.data.cache import load_or_build\n"
+        "logging.basicConfig(level=logging.WARNING, stream=sys.stdout)\n"
+        "for r in range(15):\n"
+        "    load_or_build('toy', {'round': r}, lambda: {f'a{i}': np.zeros(500) for i in range(10)}, 1)\n")
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd()] + sys.path))
+    procs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert "WARNING" not in "".join(outputs), outputs
+    folders = [p.name for p in home.iterdir() if p.is_dir()]
+    assert len(folders) == 15 and all(name.startswith("toy-v1-") and "." not in name for name in folders)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_entry_folder_gets_umask_permissions(home):
+    old = os.umask(0o022)
+    try:
+        _, path, _ = load_or_build("toy", {"n": 6}, Builder(), version=1)
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o755)  # not mkdtemp's private 0700

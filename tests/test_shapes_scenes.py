@@ -120,3 +120,26 @@ def test_bad_count_is_a_clear_error(bad):
 def test_zero_scenes():
     images, objects = generate_scenes(0, seed=0)
     assert images.shape == (0, 3, IMAGE_SIZE, IMAGE_SIZE) and objects.shape == (0, MAX_OBJECTS, len(OBJECT_FIELDS))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"chunk": -1}, "chunk must be an integer >= 1, got -1"),  # rendered nothing: all-zero images
+    ({"chunk": 0}, "chunk must be an integer >= 1, got 0"),
+    ({"chunk": 2.5}, "chunk must be an integer >= 1"),
+    ({"seed": "1"}, "seed must be an integer >= 0, got '1'"),  # hashed into some other stream
+    ({"seed": True}, "seed must be an integer >= 0, got True"),
+    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ({"seed": 1.5}, "seed must be an integer >= 0"),
+    ({"stream": -2}, "stream must be an integer >= 0, got -2"),
+])
+def test_bad_seed_stream_chunk_are_clear_errors(kwargs, match):
+    args = {"num_scenes": 3, "seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        generate_scenes(**args)
+
+
+def test_numpy_integer_arguments_match_python_ints():
+    a = generate_scenes(np.int64(3), seed=np.int32(4), stream=np.uint8(1), chunk=np.int64(2))
+    b = generate_scenes(3, seed=4, stream=1, chunk=2)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])

@@ -14,7 +14,9 @@ is a zip archive that has to be read, and checksummed, in full.
 
 Writes are atomic: the folder is built under a temporary name in the same
 parent and renamed into place, ``settings.json`` written last, so an
-interrupted run never leaves a half-written entry behind. An entry that is
+interrupted run never leaves a half-written entry behind. Processes that
+build the same entry at once do not disturb each other: the first complete
+entry stays, later writers discard their copies. An entry that is
 corrupt anyway (a truncated or missing file, garbage) is rebuilt with a
 warning.
 """
@@ -28,6 +30,8 @@ import shutil
 import tempfile
 
 import numpy as np
+
+from minicap.atomic import current_umask
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +63,41 @@ def cache_path(name, settings, version):
     return cache_dir() / f"{name}-v{version}-{key}"
 
 
+def _load(path, expected):
+    """The arrays in folder ``path``; raises if it is incomplete or for other settings."""
+    stored = json.loads((path / _SETTINGS_FILE).read_text())
+    if stored.get("settings_text") != expected:
+        raise _OtherSettings()
+    return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in stored["arrays"]}
+
+
+class _OtherSettings(Exception):
+    pass
+
+
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError)
+
+
 def _read(path, expected):
     """The arrays in folder ``path``, or None (with a warning) if it is unusable."""
     try:
-        stored = (path / _SETTINGS_FILE).read_text()
-        if json.loads(stored).get("settings_text") != expected:
-            log.warning("cache %s was written for other settings; rebuilding it", path)
-            return None
-        names = json.loads(stored)["arrays"]
-        return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in names}
-    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as err:
+        return _load(path, expected)
+    except _OtherSettings:
+        log.warning("cache %s was written for other settings; rebuilding it", path)
+        return None
+    except _UNREADABLE as err:
         # EOFError: np.load on an empty .npy, the usual leftover of a power cut.
         log.warning("cache %s is unreadable (%s); rebuilding it", path, err)
         return None
+
+
+def _complete(path, expected):
+    """True if folder ``path`` holds a good entry for ``expected`` (no warning)."""
+    try:
+        _load(path, expected)
+        return True
+    except (_OtherSettings,) + _UNREADABLE:
+        return False
 
 
 def _fsync_dir(path):
@@ -94,7 +120,13 @@ def _sync(f):
 
 
 def _write(path, arrays, settings_text):
-    """Write ``arrays`` into folder ``path`` atomically; False (with a warning) on failure."""
+    """Write ``arrays`` into folder ``path`` atomically; False (with a warning) on failure.
+
+    Several processes may build the same entry at once (two training runs
+    started together): the first rename wins, and a later writer that finds
+    a good entry in place keeps it and discards its own copy. Only an entry
+    that is corrupt, or for other settings, is moved aside and replaced.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp"))
@@ -102,6 +134,9 @@ def _write(path, arrays, settings_text):
         log.warning("cannot write the cache in %s (%s); set MINICAP_HOME to a writable folder", path.parent, err)
         return False
     try:
+        # mkdtemp's folder is private (0700); an entry is as readable as its
+        # files, so a cache shared by a group stays usable by the group.
+        os.chmod(tmp, 0o777 & ~current_umask())
         # Every file is synced before the rename: otherwise a power cut can
         # leave the renamed folder holding empty files.
         for key, value in arrays.items():
@@ -114,11 +149,24 @@ def _write(path, arrays, settings_text):
             json.dump(meta, f)
             _sync(f)
         _fsync_dir(tmp)
-        if path.exists():  # a corrupt entry: rename(2) cannot replace a non-empty folder
+        for _ in range(3):
+            try:
+                os.replace(tmp, path)  # rename(2) refuses to replace a non-empty folder
+                break
+            except OSError:
+                if not path.is_dir():
+                    raise
+            if _complete(path, settings_text):
+                return True  # another process wrote the same entry first: keep it
+            # a corrupt entry, or one for other settings: move it aside, then retry
             stale = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".stale"))
-            os.replace(path, stale / "old")
+            try:
+                os.replace(path, stale / "old")
+            except FileNotFoundError:
+                pass  # another process moved it first
             shutil.rmtree(stale, ignore_errors=True)
-        os.replace(tmp, path)
+        else:
+            raise OSError(f"{path} kept being replaced by other processes")
         _fsync_dir(path.parent)
         return True
     except OSError as err:

@@ -224,8 +224,13 @@ def generate_scenes(num_scenes, seed, stream=0, chunk=100):
 
     Returns ``(images, objects)``: uint8 (N, 3, 112, 112), int32 (N, 3, F).
     """
-    if isinstance(num_scenes, bool) or not isinstance(num_scenes, (int, np.integer)) or num_scenes < 0:
-        raise ValueError(f"the number of scenes must be an integer >= 0, got {num_scenes!r}")
+    for name, value, minimum in (("the number of scenes", num_scenes, 0), ("seed", seed, 0), ("stream", stream, 0),
+                                 ("chunk", chunk, 1)):
+        # bool is an int to Python; a string or float seed would be hashed or
+        # truncated into some other stream, and chunk < 1 renders nothing.
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    num_scenes, seed, stream, chunk = int(num_scenes), int(seed), int(stream), int(chunk)
     images = np.zeros((num_scenes, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     objects = np.zeros((num_scenes, MAX_OBJECTS, len(OBJECT_FIELDS)), dtype=np.int32)
     for i, start in enumerate(range(0, num_scenes, chunk)):
