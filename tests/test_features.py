@@ -118,6 +118,23 @@ def test_standardizer_known_values(rng):
         fit_standardizer(x[:0])
 
 
+def test_standardizer_sees_constant_channels_of_any_magnitude(rng):
+    # Channels constant over the training split, at magnitudes where the one-pass
+    # E[x^2] - E[x]^2 in float32 squares leaves noise well above the 1e-6 floor:
+    # they must get std 1, not a tiny noise std that blows new values up.
+    x = np.empty((3, 4, 2, 2), np.float32)
+    for k, value in enumerate([0.1, 37.3, 1234.5, -98765.4]):
+        x[:, k] = value
+    mean, std = fit_standardizer(x)
+    np.testing.assert_array_equal(std, np.ones(4, np.float32))
+    np.testing.assert_allclose(mean, [0.1, 37.3, 1234.5, -98765.4], rtol=1e-6)
+    one = fit_standardizer(rng.normal(5.0, 3.0, size=(1, 6, 4, 4)).astype(np.float32) + 100.0)[1]
+    new = standardize(rng.normal(105.0, 3.0, size=(2, 6, 4, 4)).astype(np.float32), *fit_standardizer(
+        np.repeat(rng.normal(105.0, 3.0, size=(1, 6, 1, 1)), 4, axis=2).repeat(4, axis=3).astype(np.float32)))
+    assert np.all(one > 1e-3)  # one scene still has a spread over its 16 locations
+    assert np.abs(new).max() < 100  # no channel standardised by rounding noise
+
+
 @pytest.mark.parametrize("images, match", [
     (np.zeros((2, 112, 112), dtype=np.uint8), "N, 3, H, W"),
     (np.zeros((2, 3, 112, 112), dtype=np.float32), "uint8"),

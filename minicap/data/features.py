@@ -208,21 +208,27 @@ def global_features(appearance):
 def fit_standardizer(features):
     """Per-channel mean and std, float32 (D,), over every axis but axis 1.
 
-    Sums run over axis 0 first (a fast, contiguous reduction) and accumulate
-    in float64, so the variance E[x^2] - E[x]^2 does not cancel badly.
-    Constant channels get std 1 instead of 0, so standardising never divides
-    by zero.
+    Two passes in float64: the mean, then the mean square of the centred values.
+    The one-pass E[x^2] - E[x]^2 leaves rounding noise of about 1e-4 |x| for float32
+    features, which made a channel that is constant over a small training split look
+    like one with a tiny spread, and standardising divided by that noise (values
+    up to 36,000 with one training scene). Constant channels get std 1 instead of 0,
+    so standardising never divides by zero. The second pass works through blocks of
+    rows, so the float64 copy stays small whatever N is.
     """
     xp = get_array_module(features)
     if features.ndim < 2 or features.shape[0] == 0:
         raise ValueError(f"need features (N, D, ...) with N >= 1 to fit a standardizer, got shape {features.shape}")
     count = features.size // features.shape[1]
-    first = features.sum(axis=0, dtype=xp.float64)
-    second = (features * features).sum(axis=0, dtype=xp.float64)
-    rest = tuple(range(1, first.ndim))
-    mean = first.sum(axis=rest) / count
-    var = xp.maximum(second.sum(axis=rest) / count - mean * mean, 0.0)
-    std = xp.sqrt(var)
+    other_axes = (0,) + tuple(range(2, features.ndim))
+    mean = features.sum(axis=other_axes, dtype=xp.float64) / count
+    centre = mean.reshape((1, -1) + (1,) * (features.ndim - 2))
+    squares = xp.zeros_like(mean)
+    rows = max(1, (1 << 22) // max(1, features[0].size))  # about 32 MB of float64 per block
+    for start in range(0, features.shape[0], rows):
+        block = features[start : start + rows].astype(xp.float64) - centre
+        squares += (block * block).sum(axis=other_axes)
+    std = xp.sqrt(squares / count)
     std = xp.where(std > 1e-6, std, 1.0)
     return mean.astype(xp.float32), std.astype(xp.float32)
 
