@@ -195,7 +195,10 @@ def test_a_metric_name_that_is_never_returned_is_explained():
 
 def test_quiet_off_a_terminal_and_logs_every_print_every(capsys, caplog):
     solver = _solver(verbose=True, print_every=3, num_epochs=1)
-    with caplog.at_level(logging.INFO, logger="minicap.solver"):
+    # The command line sets the iterations logger's own level when it runs in this
+    # process (tests/test_cli.py calls main()), so set both levels here.
+    with caplog.at_level(logging.INFO, logger="minicap.solver"), \
+            caplog.at_level(logging.INFO, logger="minicap.solver.iterations"):
         solver.train()
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
