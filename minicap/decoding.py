@@ -71,7 +71,7 @@ def _step(model, words, h, c, A):
 
 
 def _check_length(max_length):
-    if not isinstance(max_length, (int, np.integer)) or max_length < 1:
+    if isinstance(max_length, (bool, np.bool_)) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
         raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
 
 

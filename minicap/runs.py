@@ -18,7 +18,7 @@ import json
 import logging
 import pathlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -57,6 +57,9 @@ class RunConfig:
     device: str = "cpu"
     select_by: str = "val_loss"     # or a metric of greedy validation captions, e.g. "truth", "BLEU-4"
     average_decay: float = None     # validate and keep a running average of the weights (e.g. 0.999)
+    # [[epoch, rate], ...]: `minicap train --resume --lr rate` set the learning rate after that
+    # epoch; learning_rate stays the rate the run started with
+    learning_rate_resets: list = field(default_factory=list)
 
     @property
     def spatial(self):
@@ -125,9 +128,10 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     Nothing is written until the settings (and, with ``resume``, the checkpoint)
     have been accepted, so a refused call leaves ``out_dir`` as it was. A run that
     does not continue from a checkpoint first removes the files an earlier run
-    left there (``RUN_FILES``). With ``resume`` the checkpoint's optimizer state,
+    left there (``RUN_FILES``, and only where that run's config.json is). With ``resume`` the checkpoint's optimizer state,
     decayed learning rate included, is used; ``set_learning_rate=True`` replaces
-    that learning rate with ``config.learning_rate`` (logged).
+    that learning rate with ``config.learning_rate`` (logged, and recorded in config.json's
+    ``learning_rate_resets``, while its ``learning_rate`` stays the starting rate).
     Returns (model with the best parameters, solver, data).
     """
     from .evaluation import validation_metrics
@@ -151,6 +155,10 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
         _remove_run_files(out_dir)
     elif set_learning_rate:
         _set_learning_rate(solver, config.learning_rate)
+        # config.json keeps the starting rate, so that it still describes how the run began
+        started = read_config(out_dir).learning_rate if (out_dir / "config.json").is_file() else config.learning_rate
+        config = replace(config, learning_rate=started,
+                         learning_rate_resets=[*config.learning_rate_resets, [solver.epoch, config.learning_rate]])
     write_json(out_dir / "config.json", asdict(config))
     start = time.perf_counter()
     solver.train()
@@ -166,6 +174,10 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
 
 
 def _remove_run_files(out_dir):
+    # Only in a folder that holds a run (its config.json): a user's own loss.png or
+    # metrics.json in a folder that never held one are not ours to delete.
+    if not (out_dir / "config.json").is_file():
+        return
     for pattern in RUN_FILES:
         for path in out_dir.glob(pattern):
             if path.is_file():

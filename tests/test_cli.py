@@ -213,6 +213,19 @@ def test_train_refuses_to_replace_a_run_without_resume_or_overwrite(run_copy, en
     assert not (run_copy / "metrics-test.json").exists()
 
 
+def test_a_new_run_leaves_files_that_belong_to_no_run(tmp_path, env):
+    # A folder without a run's config.json: the user's own loss.png and metrics.json
+    # there are not an old run's files, and stay.
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "loss.png").write_bytes(b"my own figure")
+    (out / "metrics.json").write_text('{"mine": 1}')
+    done = run_cli("train", *TINY, "--epochs", "1", "--quiet", "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert (out / "metrics.json").read_text() == '{"mine": 1}'
+    assert (out / "model.npz").is_file()
+
+
 def test_demo_refuses_an_existing_run_before_doing_any_work(tmp_path, env):
     out = tmp_path / "old"
     out.mkdir()
@@ -244,7 +257,9 @@ def test_resume_with_lr_sets_the_current_learning_rate(run_copy, env):
     assert done.returncode == 0, done.stderr
     # 5e-3 decayed by 0.8 after epoch 1 is what the checkpoint held; --lr replaces it, even with --quiet
     assert "learning rate set to 0.0001 from the resumed 0.004" in done.stderr
-    assert json.loads((run_copy / "config.json").read_text())["learning_rate"] == 1e-4
+    config = json.loads((run_copy / "config.json").read_text())
+    assert config["learning_rate"] == 5e-3  # still the rate the run started with
+    assert config["learning_rate_resets"] == [[1, 1e-4]]  # and when it was changed
     state = load_state(run_copy / "checkpoint.npz")
     assert state["epoch"] == 2
     for config in state["optim"].values():  # decayed once more at the end of epoch 2

@@ -178,3 +178,16 @@ def test_cli_without_h5py_prints_the_install_hint_not_a_traceback(tmp_path, monk
     assert main(["data", "show", "coco-cs231n", "--data-path", str(tmp_path / "coco"), "--out", str(tmp_path / "m.png")]) == 2
     err = capsys.readouterr().err
     assert err == "minicap data: error: reading the CS231n COCO files needs h5py: pip install 'minicap[coco]'\n"
+
+
+def test_missing_wide_features_say_to_use_pca_or_download_again(tmp_path, rng):
+    # The download counts a folder without the 4096-wide files as complete: the
+    # loader must not send the user back to a download that returns the same folder.
+    _fake_folder(tmp_path / "coco", rng)
+    (tmp_path / "coco" / "train2014_vgg16_fc7.h5").unlink()
+    assert coco.load_coco_data(tmp_path / "coco")["train_features"].shape[1] > 0  # PCA still loads
+    with pytest.raises(FileNotFoundError) as err:
+        coco.load_coco_data(tmp_path / "coco", pca_features=False)
+    message = str(err.value)
+    assert "train2014_vgg16_fc7.h5 is missing" in message and "pca_features=False" in message
+    assert f"delete {tmp_path / 'coco'}" in message

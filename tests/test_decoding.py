@@ -152,7 +152,7 @@ def test_beam_nbest_sorted_and_finished_beams_frozen(rng):
 
 def test_beam_bad_arguments(rng):
     m, features = model_and_features("rnn", rng)
-    for kwargs in ({"beam_size": 0}, {"max_length": 0}, {"length_penalty": -1.0}):
+    for kwargs in ({"beam_size": 0}, {"max_length": 0}, {"max_length": True}, {"length_penalty": -1.0}):
         (name,) = kwargs
         with pytest.raises(ValueError, match=f"{name} must be"):
             m.beam_search(features, **kwargs)

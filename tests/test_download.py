@@ -259,6 +259,19 @@ def test_incomplete_folder_is_not_taken_as_done(tmp_path):
         dl.download_dataset("coco-cs231n", tmp_path, progress=False)
 
 
+def test_folder_without_the_optional_wide_features_is_done(tmp_path):
+    # The 4096-wide fc7 files are read only with pca_features=False; deleting them to
+    # save space must not make the next download call ask for 1 GB again.
+    spec = dl.DATASETS["coco-cs231n"]
+    folder = tmp_path / "coco_captioning"
+    folder.mkdir()
+    for name in spec.needs:
+        if name not in spec.optional:
+            (folder / name).write_bytes(b"x")
+    assert set(spec.optional) == {"train2014_vgg16_fc7.h5", "val2014_vgg16_fc7.h5"}
+    assert dl.download_dataset("coco-cs231n", tmp_path, progress=False) == folder
+
+
 def _damage_first_deflate_stream(blob):
     data = bytearray(blob)
     start = 30 + len("coco_captioning/" + dl.DATASETS["coco-cs231n"].needs[0])  # past the local header

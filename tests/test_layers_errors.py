@@ -69,6 +69,7 @@ def test_loop_messages():
     _raises(rnn_loop_forward, z((N, T, H)), h0, Wh_rnn,
             match="a must have shape (T, N, G) = (T, 2, 3) to match h0 (2, 3) and Wh (3, 3), time-major, got (2, 5, 3)")
     _raises(rnn_loop_forward, z((T, N, H)), z((N, H + 1)), Wh_rnn, match="h0 must have shape (N, H) = (N, 3)")
+    _raises(rnn_loop_forward, z((T, N, H)), h0, z((H, H + 1)), match="Wh must be square, shape (H, H), got (3, 4)")
     _raises(lstm_loop_forward, z((N, T, 4 * H)), h0, Wh,
             match="a must have shape (T, N, G) = (T, 2, 12) to match h0 (2, 3) and Wh (3, 12), time-major, got (2, 5, 12)")
     _raises(lstm_loop_forward, z((T, N, 4 * H)), h0, z((H, H)), match="Wh must have shape (H, 4H)")

@@ -108,7 +108,7 @@ def test_captions_of_the_wrong_kind_are_refused_up_front(captions, message):
     (SCENE[None, 0], r"got shape \(1, 10\)"),                 # (N, F): one slot per scene
     (SCENE[None, :, :6], r"got shape \(1, 3, 6\)"),           # fields missing
     (SCENE[None, :2], r"got shape \(1, 2, 10\)"),             # slots missing
-    (SCENE[None].astype(float), r"got dtype float64"),
+    (np.full((1, 3, 10), 0.5), r"got dtype float64 with values that are not whole numbers"),
     ([[[1, 2], [3]]], r"got a list that is not a rectangular array"),
 ])
 def test_scene_records_of_the_wrong_shape_are_refused(objects, got):

@@ -188,7 +188,8 @@ def test_truth_score_reads_ids_with_idx_to_word():
     (SCENE, r"got shape \(3, 10\)$"),                  # one scene without the N axis
     (np.stack([SCENE] * 2)[:, 0], r"got shape \(2, 10\)$"),          # (N, F): one slot per scene
     (np.stack([SCENE] * 2)[:, :, :5], r"got shape \(2, 3, 5\)$"),    # fields missing
-    (np.full((2, 3, 10), np.nan), r"got dtype float64 \(a float array may hold NaN; use the int32 records\)$"),
+    (np.full((2, 3, 10), np.nan), r"got dtype float64 with values that are not whole numbers \(NaN, fractions\); use the int32 records$"),
+    (np.full((2, 3, 10), 0.5), r"got dtype float64 with values that are not whole numbers"),
 ])
 def test_truth_score_refuses_scene_records_of_the_wrong_shape(objects, got):
     # Before: "TypeError: object of type 'int' has no len()" for (N, F), and the NaN
@@ -252,3 +253,12 @@ def test_position_words_match_an_independent_reading(random_scenes):
     refs = references_for_scenes(random_scenes[:300], 1, seed=0)
     for scene, (caption,) in zip(random_scenes[:300], refs):
         assert caption.endswith(_position_of(scene[0]))
+
+
+def test_records_and_captions_that_went_through_json_or_pandas_are_read():
+    # Whole-number float records (a JSON or torch round trip) and an object array of
+    # caption strings (a pandas column) mean the same as the int records and a list.
+    captions = ["a large red circle in the top left corner", "a green cross", "nonsense words", "a red circle"]
+    objects = np.stack([SCENE] * 4)
+    assert truth_score(captions, objects) == 0.5
+    assert truth_score(np.array(captions, dtype=object), objects.astype(np.float64)) == 0.5

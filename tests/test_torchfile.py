@@ -355,6 +355,21 @@ def test_reader_markers_are_not_returned_as_data(tmp_path, pickle_bytes, what):
     )
 
 
+def test_markers_nested_in_dicts_are_found():
+    from minicap.data import torchfile
+
+    # Several dicts, each walked: an id-based "seen" set once held the (key, value)
+    # pairs of dict.items(), whose ids are reused, so later pairs were skipped.
+    reader = torchfile._ALLOWED[("torch._utils", "_rebuild_tensor")]
+    nested = {"a": {"x": 1}, "b": {"y": reader}, "c": [{"z": 2}]}
+    with pytest.raises(DataError, match="the function _rebuild_tensor itself"):
+        torchfile._check_result(nested)
+    for many in range(50):  # the marker at every depth of a list of dicts
+        data = {"layer": [{f"k{i}": i} for i in range(many)] + [{"deep": {"er": reader}}]}
+        with pytest.raises(DataError):
+            torchfile._check_result(data)
+
+
 def test_cyclic_containers_still_read(tmp_path):
     path = tmp_path / "cycle.pt"
     _raw_zip(path, b"\x80\x02]q\x00h\x00a.")  # a list that holds itself

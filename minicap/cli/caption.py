@@ -49,9 +49,8 @@ def run(args):
 
         attention = to_numpy(model.attention_for(features, ids))
         out = pathlib.Path(args.attention_out)
-        for k, (path, text) in enumerate(zip(args.images, texts)):
-            target = out / overlay_names(args.images)[k]
-            plot_attention(images[k], generated_words(text, len(attention[k])), np.asarray(attention[k]), target)
+        for k, (name, text) in enumerate(zip(overlay_names(args.images), texts)):
+            plot_attention(images[k], generated_words(text, len(attention[k])), np.asarray(attention[k]), out / name)
         print(f"attention overlays written to {out}")
 
 

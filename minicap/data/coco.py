@@ -143,6 +143,11 @@ def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, s
         where = f"{captions_path}[{split}_captions]"
         data[f"{split}_captions"] = _check_captions(data[f"{split}_captions"], len(idx_to_word), where)
         features_path = base / f"{split}2014_vgg16_fc7{suffix}.h5"
+        if not pca_features and not features_path.is_file():
+            # the download counts a folder without these as complete (they are optional)
+            raise FileNotFoundError(
+                f"{features_path} is missing: the 4096-wide features are read only with pca_features=False; "
+                f"use the default PCA features, or delete {base} and run `minicap data download coco-cs231n` again")
         features = _read_h5(features_path, ["features"])["features"]
         if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
             raise DataError(f"{features_path}[features] must be float (N, D), got {features.dtype} {features.shape}")

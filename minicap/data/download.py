@@ -49,7 +49,8 @@ class Dataset:
     filename: str
     size: int
     unpack_to: str = None  # for archives: the folder it becomes
-    needs: tuple = ()  # files the unpacked folder must contain
+    needs: tuple = ()  # files the archive must contain
+    optional: tuple = ()  # of those, files only some loader options read: a folder may lack them
 
 
 DATASETS = {
@@ -58,8 +59,8 @@ DATASETS = {
         filename="coco_captioning.zip",
         size=1_035_210_391,
         unpack_to="coco_captioning",
-        # Every file load_coco_data reads (both feature widths): a folder that
-        # lacks one would be returned as done, with its zip already deleted.
+        # Every file load_coco_data reads (both feature widths): an archive that
+        # lacks one is incomplete, and unpacking it would delete the zip.
         needs=(
             "coco2014_captions.h5",
             "coco2014_vocab.json",
@@ -70,6 +71,9 @@ DATASETS = {
             "train2014_urls.txt",
             "val2014_urls.txt",
         ),
+        # The 4096-wide features (800 MB) are read only with pca_features=False: a folder
+        # whose owner deleted them to save space still serves the default loader.
+        optional=("train2014_vgg16_fc7.h5", "val2014_vgg16_fc7.h5"),
     ),
     "coco-eecs498": Dataset(
         url="https://web.eecs.umich.edu/~justincj/teaching/eecs498/coco.pt",
@@ -319,7 +323,7 @@ def download_dataset(name, dest_dir=None, progress=True):
         return download(spec.url, dest_dir / spec.filename, expected_size=spec.size, progress=progress)
     final = dest_dir / spec.unpack_to
     if final.is_dir():
-        missing = [n for n in spec.needs if not (final / n).is_file()]
+        missing = [n for n in spec.needs if n not in spec.optional and not (final / n).is_file()]
         if missing:
             raise DataError(f"{final} exists but lacks {missing}; delete the folder and run this again")
         return final

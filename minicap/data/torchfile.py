@@ -268,8 +268,14 @@ def _check_result(obj):
                 "of them can be read"
             )
         if isinstance(item, (dict, list, tuple, set, frozenset)) and id(item) not in seen:
-            seen.add(id(item))  # pickles can be cyclic
-            todo.extend(item.items() if isinstance(item, dict) else item)
+            # Only the pickle's own containers go into `seen` (pickles can be cyclic): they
+            # stay alive, so their ids cannot be reused by another object during the walk.
+            seen.add(id(item))
+            if isinstance(item, dict):
+                todo.extend(item.keys())
+                todo.extend(item.values())
+            else:
+                todo.extend(item)
     return obj
 
 

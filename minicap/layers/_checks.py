@@ -68,12 +68,18 @@ def expect_recurrent_weights(Wh):
     return H
 
 
-def expect_rnn_weights(Wx, Wh, b):
-    """Check vanilla RNN parameters and return (D, H): Wh (H, H), Wx (D, H), b (H,)."""
+def expect_rnn_recurrent_weights(Wh):
+    """Check a vanilla RNN's Wh (H, H) and return H."""
     expect_shape("Wh", Wh, ("H", "H"), (None, None))
     H = Wh.shape[0]
     if Wh.shape[1] != H:
         raise ValueError(f"Wh must be square, shape (H, H), got {tuple(Wh.shape)}")
+    return H
+
+
+def expect_rnn_weights(Wx, Wh, b):
+    """Check vanilla RNN parameters and return (D, H): Wh (H, H), Wx (D, H), b (H,)."""
+    H = expect_rnn_recurrent_weights(Wh)
     D, _ = expect_shape("Wx", Wx, ("D", "H"), (None, H), match=shape_of("Wh", Wh))
     expect_shape("b", b, ("H",), (H,), match=shape_of("Wh", Wh))
     return D, H

@@ -64,10 +64,11 @@ def projection_backward(x_tm, da, Wx):
 
 
 def recurrent_weight_grad(h_prev, da):
-    """dWh (H, G) = sum over t of h_prev[t].T @ da[t], as one product.
+    """dWh (K, G) = sum over t of h_prev[t].T @ da[t], as one product.
 
-    h_prev (T, N, H): what multiplied Wh at each step (for the attention LSTM,
-    [h, attn] side by side, (T, N, 2H), giving [dWh; dWattn]); da (T, N, G).
+    h_prev (T, N, K): what multiplied Wh at each step, K = H; for the attention
+    LSTM it is [h, attn] side by side, K = 2H, and the result is [dWh; dWattn].
+    da (T, N, G).
     """
-    T, N, H = h_prev.shape
-    return h_prev.reshape(T * N, H).T @ da.reshape(T * N, da.shape[2])
+    T, N, K = h_prev.shape
+    return h_prev.reshape(T * N, K).T @ da.reshape(T * N, da.shape[2])

@@ -7,7 +7,13 @@ projects itself (``embed_project.py``).
 """
 
 from ..backend import get_array_module
-from ._checks import expect_projected_inputs, expect_rnn_weights, expect_shape, shape_of
+from ._checks import (
+    expect_projected_inputs,
+    expect_rnn_recurrent_weights,
+    expect_rnn_weights,
+    expect_shape,
+    shape_of,
+)
 from ._through_time import (
     batch_major,
     project_inputs,
@@ -80,8 +86,7 @@ def rnn_loop_forward(a, h0, Wh):
     a: (T, N, H) time-major, a[t] = x[:, t] @ Wx + b; h0: (N, H); Wh: (H, H).
     Returns h (N, T, H) and a cache for ``rnn_loop_backward``.
     """
-    expect_shape("Wh", Wh, ("H", "H"), (None, None))
-    H = Wh.shape[0]
+    H = expect_rnn_recurrent_weights(Wh)
     N, _ = expect_shape("h0", h0, ("N", "H"), (None, H), match=shape_of("Wh", Wh))
     T = expect_projected_inputs(a, N, H, f"{shape_of('h0', h0)} and {shape_of('Wh', Wh)}, time-major")
     xp = get_array_module(a, h0, Wh)

@@ -67,9 +67,14 @@ def check_scene_records(objects, name="objects", single=False):
     if arr.shape[-2:] != (MAX_OBJECTS, len(F)) or arr.ndim != (2 if single else 3):
         hint = "; pass one scene's record, objects[n]" if single and arr.ndim == 3 else ""
         raise ValueError(f"{rule}; got shape {arr.shape}{hint}")
-    # An empty float array (np.zeros((0, 3, F))) holds no values to be wrong.
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{rule}; got dtype {arr.dtype} (a float array may hold NaN; use the int32 records)")
+    if not np.issubdtype(arr.dtype, np.integer):
+        # Records that went through JSON or torch come back as floats: accept them when
+        # every value is a whole number (an empty array has none to be wrong).
+        whole = np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all()
+        if not whole:
+            raise ValueError(f"{rule}; got dtype {arr.dtype} with values that are not whole numbers (NaN, "
+                             "fractions); use the int32 records")
+        arr = arr.astype(np.int64)
     return arr
 
 

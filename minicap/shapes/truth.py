@@ -47,11 +47,11 @@ def _caption_list(captions, idx_to_word):
             if array.ndim != 2:
                 raise ValueError(f"caption ids must be an int array (N, T), got shape {array.shape}")
             captions = decode_captions(array, idx_to_word)
-        elif array.dtype.kind == "U" and array.ndim == 1:
-            captions = array.tolist()
-        else:
+        elif array.dtype.kind in "fcb":  # numbers that are not ids; strings and objects are checked below
             raise ValueError(f"captions must be caption strings, word lists or int word ids (N, T), "
                              f"got a {array.dtype} array {array.shape}")
+        else:  # an array of strings or of objects (e.g. a pandas column): each caption is checked below
+            captions = array.tolist()
     try:
         captions = list(captions)
     except TypeError:
