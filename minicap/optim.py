@@ -11,7 +11,8 @@ Updates work in place: ``next_w`` is ``w`` itself, modified (so are the state ar
 hyperparameters are Python floats, which keeps float32 parameters float32 under both NumPy 1
 and NumPy 2 promotion rules.
 
-The formulas are written out in ``docs/training.md``.
+The formulas are written out in ``docs/training.md``. The rules come first; the checks
+every rule runs on its config (``_prepare``, ``check_config``) are at the end of the file.
 """
 
 import math
@@ -24,86 +25,21 @@ from .backend import get_array_module
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "RULES", "check_config"]
 
 
-# Allowed values of every hyperparameter: (low, low inclusive, high, high inclusive, meaning).
-_RANGES = {
-    "learning_rate": (0.0, True, math.inf, False, "a finite number >= 0"),
-    "momentum": (0.0, True, 1.0, False, "in [0, 1)"),
-    "decay_rate": (0.0, True, 1.0, False, "in [0, 1)"),
-    "beta1": (0.0, True, 1.0, False, "in [0, 1)"),
-    "beta2": (0.0, True, 1.0, False, "in [0, 1)"),
-    "epsilon": (0.0, False, math.inf, False, "a finite number > 0"),
-    "weight_decay": (0.0, True, math.inf, False, "a finite number >= 0"),
-}
-
-
-def _hyperparameter(rule, key, value):
-    """``value`` as a Python float, or a TypeError / ValueError that names the key and the allowed range."""
-    is_number = isinstance(value, numbers.Real) or (
-        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu")
-    if isinstance(value, (bool, np.bool_)) or not is_number:
-        raise TypeError(f"{rule}: config[{key!r}] must be a number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    low, low_in, high, high_in, meaning = _RANGES[key]
-    ok = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
-    if not ok:
-        raise ValueError(f"{rule}: config[{key!r}] must be {meaning}, got {value!r}")
-    return value
-
-
-def _check_keys(rule, config, defaults, state):
-    if not isinstance(config, dict):
-        raise TypeError(f"{rule}: config must be a dict or None, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(defaults) - set(state))
-    if unknown:
-        raise ValueError(
-            f"{rule}: unknown config key(s) {unknown}; valid hyperparameters are {sorted(defaults)}"
-        )
-
-
-def _prepare(w, dw, config, rule, defaults, state):
-    """Check the gradient, fill in default hyperparameters and zero state.
-
-    ``defaults`` maps hyperparameter names to default values, ``state`` maps state names to
-    a function of ``w`` making its initial value. A key that is neither is a typo worth
-    reporting (``lr`` instead of ``learning_rate`` would otherwise be silently ignored).
-    Hyperparameters must be numbers in their range (a string or None would otherwise fail
-    deep inside NumPy, and beta1 = 1 divides by zero); they are stored as Python floats.
-    """
-    for name, value in (("w", w), ("dw", dw)):
-        if not hasattr(value, "shape"):
-            raise TypeError(f"{rule}: {name} must be a NumPy or CuPy array, got {type(value).__name__}")
-    if dw.shape != w.shape:
-        raise ValueError(f"{rule}: gradient shape {dw.shape} does not match parameter shape {w.shape}")
-    config = {} if config is None else config
-    _check_keys(rule, config, defaults, state)
-    for key, value in defaults.items():
-        config[key] = _hyperparameter(rule, key, config.get(key, value))
-    for key, make in state.items():
-        if key not in config:
-            config[key] = make(w)
-        elif hasattr(config[key], "shape") and config[key].shape != w.shape:
-            raise ValueError(f"{rule}: config[{key!r}] has shape {config[key].shape} but the parameter has shape "
-                             f"{w.shape}; give every parameter its own config")
-    return config
-
-
-def check_config(rule, config):
-    """Check a config's keys and hyperparameter values for a rule of ``RULES`` (a name or the
-    function) without a parameter; raises as the rule's first call would. For other callables
-    it does nothing (their hyperparameters are their own business)."""
-    name = rule if isinstance(rule, str) else getattr(rule, "__name__", None)
-    if name not in _SPECS or (not isinstance(rule, str) and RULES.get(name) is not rule):
-        return
-    defaults, state = _SPECS[name]
-    config = {} if config is None else config
-    _check_keys(name, config, defaults, state)
-    for key in defaults:
-        if key in config:
-            _hyperparameter(name, key, config[key])
-
-
 def _zeros(w):
     return get_array_module(w).zeros_like(w)
+
+
+# Each rule's hyperparameters with their defaults (the course's values), and the state
+# it keeps, as a function of w making the initial value.
+_ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+_ADAM_STATE = {"m": _zeros, "v": _zeros, "t": lambda w: 0}
+_SPECS = {
+    "sgd": ({"learning_rate": 1e-2}, {}),
+    "sgd_momentum": ({"learning_rate": 1e-2, "momentum": 0.9}, {"velocity": _zeros}),
+    "rmsprop": ({"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}, {"cache": _zeros}),
+    "adam": (_ADAM_DEFAULTS, _ADAM_STATE),
+    "adamw": ({**_ADAM_DEFAULTS, "weight_decay": 1e-2}, _ADAM_STATE),
+}
 
 
 def sgd(w, dw, config=None):
@@ -143,19 +79,6 @@ def rmsprop(w, dw, config=None):
     cache += (1.0 - decay) * dw * dw
     w -= config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"])
     return w, config
-
-
-_ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
-_ADAM_STATE = {"m": _zeros, "v": _zeros, "t": lambda w: 0}
-
-# rule name -> (hyperparameter defaults, state makers)
-_SPECS = {
-    "sgd": ({"learning_rate": 1e-2}, {}),
-    "sgd_momentum": ({"learning_rate": 1e-2, "momentum": 0.9}, {"velocity": _zeros}),
-    "rmsprop": ({"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}, {"cache": _zeros}),
-    "adam": (_ADAM_DEFAULTS, _ADAM_STATE),
-    "adamw": ({**_ADAM_DEFAULTS, "weight_decay": 1e-2}, _ADAM_STATE),
-}
 
 
 def _adam_step(w, dw, config):
@@ -212,3 +135,88 @@ def adamw(w, dw, config=None):
 
 
 RULES = {rule.__name__: rule for rule in (sgd, sgd_momentum, rmsprop, adam, adamw)}
+
+
+# ------------------------------------------------------------------ checking a config
+# Every rule starts with _prepare: a typo in a key (``lr`` for ``learning_rate``) or a
+# value out of range (``beta1 = 1`` divides by zero) is reported here, by name, instead
+# of being ignored or failing deep inside NumPy.
+
+# Allowed values of every hyperparameter: a test and how the error message says it.
+_IN_UNIT = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_NON_NEGATIVE = (lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
+_POSITIVE = (lambda v: 0.0 < v < math.inf, "a finite number > 0")
+_RANGES = {
+    "learning_rate": _NON_NEGATIVE,
+    "momentum": _IN_UNIT,
+    "decay_rate": _IN_UNIT,
+    "beta1": _IN_UNIT,
+    "beta2": _IN_UNIT,
+    "epsilon": _POSITIVE,
+    "weight_decay": _NON_NEGATIVE,
+}
+
+
+def _hyperparameter(rule, key, value):
+    """``value`` as a Python float, or a TypeError / ValueError that names the key and the allowed range."""
+    is_number = isinstance(value, numbers.Real) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu")
+    if isinstance(value, (bool, np.bool_)) or not is_number:
+        raise TypeError(f"{rule}: config[{key!r}] must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    allowed, meaning = _RANGES[key]
+    if not allowed(value):
+        raise ValueError(f"{rule}: config[{key!r}] must be {meaning}, got {value!r}")
+    return value
+
+
+def _check_keys(rule, config, defaults, state):
+    if not isinstance(config, dict):
+        raise TypeError(f"{rule}: config must be a dict or None, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(defaults) - set(state))
+    if unknown:
+        raise ValueError(
+            f"{rule}: unknown config key(s) {unknown}; valid hyperparameters are {sorted(defaults)}"
+        )
+
+
+def _prepare(w, dw, config, rule, defaults, state):
+    """Check the gradient, fill in default hyperparameters and zero state.
+
+    ``defaults`` maps hyperparameter names to default values, ``state`` maps state names to
+    a function of ``w`` making its initial value. A key that is neither is a typo worth
+    reporting (``lr`` instead of ``learning_rate`` would otherwise be silently ignored).
+    Hyperparameters must be numbers in their range (a string or None would otherwise fail
+    deep inside NumPy, and beta1 = 1 divides by zero); they are stored as Python floats.
+    """
+    for name, value in (("w", w), ("dw", dw)):
+        if not hasattr(value, "shape"):
+            raise TypeError(f"{rule}: {name} must be a NumPy or CuPy array, got {type(value).__name__}")
+    if dw.shape != w.shape:
+        raise ValueError(f"{rule}: gradient shape {dw.shape} does not match parameter shape {w.shape}")
+    config = {} if config is None else config
+    _check_keys(rule, config, defaults, state)
+    for key, value in defaults.items():
+        config[key] = _hyperparameter(rule, key, config.get(key, value))
+    for key, make in state.items():
+        if key not in config:
+            config[key] = make(w)
+        elif hasattr(config[key], "shape") and config[key].shape != w.shape:
+            raise ValueError(f"{rule}: config[{key!r}] has shape {config[key].shape} but the parameter has shape "
+                             f"{w.shape}; give every parameter its own config")
+    return config
+
+
+def check_config(rule, config):
+    """Check a config's keys and hyperparameter values for a rule of ``RULES`` (a name or the
+    function) without a parameter; raises as the rule's first call would. For other callables
+    it does nothing (their hyperparameters are their own business)."""
+    name = rule if isinstance(rule, str) else getattr(rule, "__name__", None)
+    if name not in _SPECS or (not isinstance(rule, str) and RULES.get(name) is not rule):
+        return
+    defaults, state = _SPECS[name]
+    config = {} if config is None else config
+    _check_keys(name, config, defaults, state)
+    for key in defaults:
+        if key in config:
+            _hyperparameter(name, key, config[key])
