@@ -120,12 +120,22 @@ def save_state(path, state):
     return save_npz_atomic(path, arrays)
 
 
+def is_solver_state(arrays):
+    """Whether the arrays of an .npz were written by ``save_state`` (a solver checkpoint)."""
+    return _JSON_KEY in arrays
+
+
+def is_model_file(arrays):
+    """Whether the arrays of an .npz look like a model file (``CaptioningRNN.save``)."""
+    return "format" in arrays and "config" in arrays
+
+
 def load_state(path):
     """The nested dict written by ``save_state`` (FileNotFoundError, CheckpointError otherwise)."""
     arrays = load_npz(path)
-    if _JSON_KEY not in arrays:
+    if not is_solver_state(arrays):
         hint = ""
-        if "format" in arrays and "config" in arrays:  # a model file (CaptioningRNN.save)
+        if is_model_file(arrays):
             hint = (f"; it is a model file ({str(arrays['format'])}) written by model.save(): load it with "
                     "CaptioningRNN.load(path), and resume training from the checkpoint.npz a solver "
                     "with checkpoint_dir writes")

@@ -16,6 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .argcheck import check_int, check_real
 from .backend import get_array_module
 from .layers import (
     attention_lstm_step_forward,
@@ -71,8 +72,12 @@ def _step(model, words, h, c, A):
 
 
 def _check_length(max_length):
-    if isinstance(max_length, (bool, np.bool_)) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
-        raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+    return check_int("max_length", max_length, low=1)
+
+
+def _check_beam(beam_size, length_penalty):
+    """(beam_size as an int, length_penalty as a float); a penalty of 0 ranks by the plain sum of log p."""
+    return check_int("beam_size", beam_size, low=1), check_real("length_penalty", length_penalty, low=0)
 
 
 def greedy(model, features, max_length=30):
@@ -80,7 +85,7 @@ def greedy(model, features, max_length=30):
 
     Returns (captions (N, max_length), attention (N, max_length, Hs, Ws) or None).
     """
-    _check_length(max_length)
+    max_length = _check_length(max_length)
     null, start, end = model.decoding_ids()
     xp = get_array_module(features)
     N = features.shape[0]
@@ -147,14 +152,11 @@ def beam_search(model, features, beam_size=3, max_length=30, length_penalty=0.0)
     length counting generated words including ``<END>``; 0 (the default)
     ranks by the plain sum. With beam_size=1 this is exactly greedy decoding.
     """
-    _check_length(max_length)
-    if not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
-        raise ValueError(f"beam_size must be a positive integer, got {beam_size!r}")
-    if length_penalty < 0:
-        raise ValueError(f"length_penalty must be >= 0, got {length_penalty!r}")
+    max_length = _check_length(max_length)
+    K, length_penalty = _check_beam(beam_size, length_penalty)
     null, start, end = model.decoding_ids()
     xp = get_array_module(features)
-    N, K, V = features.shape[0], int(beam_size), model.vocab_size
+    N, V = features.shape[0], model.vocab_size
     rows = xp.arange(N)[:, None]
 
     h, c, A = _initial_state(model, features)

@@ -54,7 +54,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     _check_input(x, h)
     xp = get_array_module(x, df)
     grad = xp.zeros_like(x)
-    for i in _indices(x):
+    for k, i in enumerate(_indices(x)):
         old = x[i].copy()
         try:
             x[i] = old + h
@@ -63,7 +63,8 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
             neg = f(x).copy()
         finally:
             x[i] = old
-        if pos.shape != getattr(df, "shape", ()):  # would broadcast into a wrong answer
+        # f(x) has one shape: checked at the first element, before it can broadcast into a wrong answer
+        if k == 0 and pos.shape != getattr(df, "shape", ()):
             raise ValueError(f"df must have the shape of f(x), {pos.shape}, got {getattr(df, 'shape', ())}")
         grad[i] = xp.sum((pos - neg) * df) / (2 * h)
     return grad

@@ -19,13 +19,13 @@ V vocabulary, Hs x Ws attention grid.
 
 import json
 import math
-import numbers
 
 import numpy as np
 
 from . import decoding
+from .argcheck import check_int
 from .backend import check_device, device_of, get_array_module, to_device
-from .checkpoint import CheckpointError, load_npz, save_npz_atomic
+from .checkpoint import CheckpointError, is_model_file, is_solver_state, load_npz, save_npz_atomic
 from .layers import (
     affine_backward,
     affine_forward,
@@ -69,17 +69,14 @@ class CaptioningRNN:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        for name, value in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim), ("hidden_dim", hidden_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        # The seed goes into config() (JSON) for save/load: a NumPy integer would make
-        # save() fail with "Object of type int64 is not JSON serializable".
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer (or None for a random start), got {seed!r}")
+        self.input_dim = check_int("input_dim", input_dim, low=1)
+        self.wordvec_dim = check_int("wordvec_dim", wordvec_dim, low=1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
+        # None: a random start. The seed goes into config() (JSON) for save/load, and a
+        # NumPy integer would make save() fail with "Object of type int64 is not JSON serializable".
+        self.seed = check_int("seed", seed, low=0, none_ok=True)
         self.word_to_idx = _check_vocab(word_to_idx)
         self.cell_type = cell_type
-        self.input_dim, self.wordvec_dim, self.hidden_dim = int(input_dim), int(wordvec_dim), int(hidden_dim)
-        self.seed = None if seed is None else int(seed)
         self.vocab_size = max(self.word_to_idx.values()) + 1
         self.idx_to_word = [None] * self.vocab_size
         for word, idx in self.word_to_idx.items():
@@ -232,15 +229,9 @@ class CaptioningRNN:
         return (captions, attention) if return_attention else captions
 
     def beam_search(self, features, beam_size=3, max_length=30, length_penalty=0.0, return_all=False):
-        """Beam-search captions; see ``minicap.decoding.beam_search``."""
-        if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
-            raise ValueError(f"beam_size must be a positive integer, got {beam_size!r}")
-        if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
-                or not math.isfinite(length_penalty) or length_penalty < 0):
-            raise ValueError(f"length_penalty must be a finite number >= 0 (0 ranks by the plain sum of "
-                             f"log-probabilities), got {length_penalty!r}")
+        """Beam-search captions; see ``minicap.decoding.beam_search`` (which checks the arguments)."""
         features = self.check_features(features)
-        result = decoding.beam_search(self, features, beam_size, max_length, float(length_penalty))
+        result = decoding.beam_search(self, features, beam_size, max_length, length_penalty)
         return result if return_all else result.captions
 
     def attention_for(self, features, captions):
@@ -254,7 +245,7 @@ class CaptioningRNN:
             raise ValueError("attention_for needs cell_type='attention'")
         features = self.check_features(features)
         # the same checks as loss(): an out-of-range id would wrap around silently on CuPy
-        captions = self._check_captions(captions, features, min_length=1)
+        captions = self._check_captions(captions, features, shifted=False)
         return decoding.teacher_forced_attention(self, features, captions)
 
     def decoding_ids(self):
@@ -288,8 +279,9 @@ class CaptioningRNN:
             raise ValueError("features contain NaN or infinite values; check the feature extraction or the cache")
         return features
 
-    def _check_captions(self, captions, features, min_length=2):
-        """loss() needs (N, T + 1) with T >= 1 (min_length 2); attention_for, (N, T) with T >= 1."""
+    def _check_captions(self, captions, features, shifted=True):
+        """Word ids (N, T + 1) for loss() (``shifted``: input and target are the same captions
+        shifted by one step), or (N, T) for attention_for; T >= 1 either way."""
         xp = get_array_module(self.params["W_embed"])
         _check_array("captions", captions, self.device)
         if get_array_module(captions) is not xp:
@@ -298,7 +290,7 @@ class CaptioningRNN:
                 f"move them with minicap.backend.to_device(captions, '{self.device}')")
         if captions.dtype.kind not in "iu":
             raise ValueError(f"captions must be integer word ids, got dtype {captions.dtype}")
-        layout = "(N, T + 1)" if min_length == 2 else "(N, T)"
+        layout, min_length = ("(N, T + 1)", 2) if shifted else ("(N, T)", 1)
         if captions.ndim != 2 or captions.shape[1] < min_length or captions.shape[0] != features.shape[0]:
             raise ValueError(
                 f"captions must have shape {layout} with N = {features.shape[0]} (the features' N) "
@@ -333,7 +325,7 @@ class CaptioningRNN:
     @classmethod
     def from_arrays(cls, arrays, source="arrays"):
         """Rebuild a model (on the CPU) from ``to_arrays()`` output."""
-        if "__json__" in arrays and "format" not in arrays:
+        if is_solver_state(arrays) and not is_model_file(arrays):
             raise CheckpointError(
                 f"{source} is a CaptioningSolver checkpoint, not a model file: resume it with "
                 f"CaptioningSolver(..., resume=path), or take its model with CaptioningRNN.from_arrays("

@@ -107,6 +107,13 @@ def unfinished_hint(run_dir):
             f"continue it with: minicap train --out {run_dir} --resume")
 
 
+def default_split(data, split):
+    """``split``, except that "test" falls back to "val" for a dataset without a test split."""
+    if split == "test" and "test_features" not in data:
+        return "val"
+    return split
+
+
 def load_model(run_or_file):
     """The model of a run folder (its model.npz) or of a .npz file."""
     path = pathlib.Path(run_or_file)
@@ -161,7 +168,10 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
                          learning_rate_resets=[*config.learning_rate_resets, [solver.epoch, config.learning_rate]])
     write_json(out_dir / "config.json", asdict(config))
     start = time.perf_counter()
-    solver.train()
+    # the solver checks every loss and gradient for NaN and inf and stops with one clear
+    # error; NumPy's overflow warnings on the way there would only bury it
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        solver.train()
     solver.restore_best_params()
     model.save(out_dir / "model.npz")
     write_json(out_dir / "history.json", {
@@ -206,6 +216,15 @@ def load_images(paths, config):
     return np.stack([load_image(p, IMAGE_SIZE) for p in paths])
 
 
+def check_weights(config, weights):
+    """Refuse encoder ``weights`` for a run without a CNN encoder (only coco-eecs498 runs have one).
+
+    ``featurize_images`` calls it; the command line calls it too, before any slow work.
+    """
+    if weights is not None and config.dataset != "coco-eecs498":
+        raise ValueError(f"weights choose the CNN of a coco-eecs498 run; a {config.dataset} run has no CNN encoder")
+
+
 def featurize_images(config, images, weights=None):
     """Features of new images computed the way the run's training features were.
 
@@ -215,8 +234,7 @@ def featurize_images(config, images, weights=None):
     training features, other weights are refused: the model was trained on that network's
     features, and another network's would give wrong captions without any error.
     """
-    if weights is not None and config.dataset != "coco-eecs498":
-        raise ValueError(f"weights choose the CNN of a coco-eecs498 run; a {config.dataset} run has no CNN encoder")
+    check_weights(config, weights)
     if config.dataset == "shapes":
         from .data import features as feat
 

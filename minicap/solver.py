@@ -17,7 +17,6 @@ transfer, and that is also when non-finite values are detected.
 
 import logging
 import math
-import numbers
 import os
 import pathlib
 import sys
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import optim
+from .argcheck import check_int, check_real
 from .averaging import ParameterAverage
 from .backend import device_of, get_array_module, to_device, to_numpy
 from .checkpoint import CheckpointError, DeferredInterrupt, load_state, save_state
@@ -76,11 +76,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _host_copy(params):
     """Host copies that later in-place updates cannot touch (``to_numpy`` of a NumPy array is the array)."""
     return {name: np.array(to_numpy(value), copy=True) for name, value in params.items()}
-
-
-def _is_number(value):
-    """A real number (Python or NumPy), not a bool or a string; NaN is a number here."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_terminal(stream):
@@ -155,17 +150,12 @@ class CaptioningSolver:
             raise TypeError(f"optim_config must be a dict or None, got {type(optim_config).__name__}")
         # a typo ("lr") or a bad value is reported now, not after the first forward and backward pass
         optim.check_config(update_rule, optim_config)
-        for name, value, low in (("batch_size", batch_size, 1), ("num_epochs", num_epochs, 0),
-                                 ("print_every", print_every, 1), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not _is_number(lr_decay) or not (0 < lr_decay < math.inf):
-            raise ValueError(f"lr_decay must be a positive finite number, got {lr_decay!r}")
-        if grad_clip is not None and (not _is_number(grad_clip) or not grad_clip > 0):
-            raise ValueError(f"grad_clip must be a positive norm or None, got {grad_clip!r}")
-        if num_val_samples is not None and (isinstance(num_val_samples, bool) or not isinstance(
-                num_val_samples, (int, np.integer)) or num_val_samples < 1):
-            raise ValueError(f"num_val_samples must be a positive integer or None, got {num_val_samples!r}")
+        batch_size, num_epochs = check_int("batch_size", batch_size, low=1), check_int("num_epochs", num_epochs, low=0)
+        print_every, seed = check_int("print_every", print_every, low=1), check_int("seed", seed, low=0)
+        lr_decay = check_real("lr_decay", lr_decay, low=0, low_open=True)
+        # inf is a norm no gradient reaches: clipping off, as with None
+        grad_clip = check_real("grad_clip", grad_clip, low=0, low_open=True, finite=False, none_ok=True)
+        num_val_samples = check_int("num_val_samples", num_val_samples, low=1, none_ok=True)
         if metric_fn is not None and not callable(metric_fn):
             raise TypeError("metric_fn must be a function metric_fn(model, data, split) -> dict")
         if val_metric != "val_loss" and metric_fn is None:
@@ -178,9 +168,9 @@ class CaptioningSolver:
 
         self.model, self.data = model, data
         self.update_rule = update_rule
-        self.lr_decay, self.batch_size, self.num_epochs = float(lr_decay), int(batch_size), int(num_epochs)
-        self.print_every, self.verbose, self.seed = int(print_every), verbose, int(seed)
-        self.grad_clip = None if grad_clip is None else float(grad_clip)
+        self.lr_decay, self.batch_size, self.num_epochs = lr_decay, batch_size, num_epochs
+        self.print_every, self.verbose, self.seed = print_every, verbose, seed
+        self.grad_clip = grad_clip
         self.checkpoint_dir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
         self.metric_fn, self.val_metric = metric_fn, val_metric
         self.average = None if average_decay is None else ParameterAverage(average_decay)
@@ -199,7 +189,7 @@ class CaptioningSolver:
         self._committing = False  # True while parameters / optimizer state are half-updated
         self._good_params, self._good_average, self._good_iteration = None, None, 0
         self.resumed_from = None  # the checkpoint file the state was loaded from, if any
-        self._val_data = self._choose_val_sample(None if num_val_samples is None else int(num_val_samples))
+        self._val_data = self._choose_val_sample(num_val_samples)
         if metric_fn is not None and self._val_data is None:
             raise ValueError("metric_fn needs validation data: data has no val_captions (or they are empty)")
 

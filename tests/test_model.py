@@ -263,7 +263,7 @@ def test_numpy_integer_seed_is_stored_as_int_and_saves(tmp_path):
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
 def test_bad_seed_is_a_value_error(seed):
-    with pytest.raises(ValueError, match=r"seed must be a non-negative integer \(or None for a random start\)"):
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 or None, got "):
         small_model("rnn", seed=seed)
 
 

@@ -123,9 +123,9 @@ def test_zero_scenes():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"chunk": -1}, "chunk must be an integer >= 1, got -1"),  # rendered nothing: all-zero images
-    ({"chunk": 0}, "chunk must be an integer >= 1, got 0"),
-    ({"chunk": 2.5}, "chunk must be an integer >= 1"),
+    ({"chunk": -1}, "chunk must be a positive integer, got -1"),  # rendered nothing: all-zero images
+    ({"chunk": 0}, "chunk must be a positive integer, got 0"),
+    ({"chunk": 2.5}, "chunk must be a positive integer"),
     ({"seed": "1"}, "seed must be an integer >= 0, got '1'"),  # hashed into some other stream
     ({"seed": True}, "seed must be an integer >= 0, got True"),
     ({"seed": -1}, "seed must be an integer >= 0, got -1"),

@@ -250,9 +250,9 @@ def test_optim_config_typo_is_reported_by_the_constructor():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"lr_decay": "0.9"}, "lr_decay must be a positive finite number, got '0.9'"),
-    ({"lr_decay": float("inf")}, "lr_decay must be a positive finite number, got inf"),
-    ({"grad_clip": "5"}, "grad_clip must be a positive norm or None, got '5'"),
+    ({"lr_decay": "0.9"}, "lr_decay must be a finite number > 0, got '0.9'"),
+    ({"lr_decay": float("inf")}, "lr_decay must be a finite number > 0, got inf"),
+    ({"grad_clip": "5"}, "grad_clip must be a number > 0 or None, got '5'"),
     ({"num_val_samples": True}, "num_val_samples must be a positive integer or None, got True"),
 ])
 def test_wrongly_typed_options_are_value_errors(kwargs, match):

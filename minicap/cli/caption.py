@@ -35,9 +35,7 @@ def run(args):
         raise ValueError(f"--attention-out needs an attention model, but the run in {args.checkpoint} has "
                          f"cell_type {model.cell_type!r}; leave out --attention-out, or use a run trained "
                          "with --cell attention")
-    if args.weights and config.dataset != "coco-eecs498":  # also before any work
-        raise ValueError(f"--weights chooses the CNN of a coco-eecs498 run, but the run in {args.checkpoint} "
-                         f"trained on {config.dataset!r}; leave out --weights")
+    runs.check_weights(config, args.weights)  # also before any work
     images = runs.load_images(args.images, config)
     features = to_device(runs.featurize_images(config, images, weights=args.weights), model.device)
     ids = model.beam_search(features, beam_size=args.beam_size, max_length=args.max_length)

@@ -22,9 +22,7 @@ def run(args):
     config = runs.read_config(args.run_dir)
     model = runs.load_model(args.run_dir).to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
-    split = args.split
-    if split == "test" and "test_features" not in data:
-        split = "val"
+    split = runs.default_split(data, args.split)
     result = evaluate_model(model, data, split, beam_size=args.beam_size, max_images=args.max_images)
     path = runs.write_json(pathlib.Path(args.run_dir) / f"metrics-{split}.json", result.metrics)
     print(format_metrics(result.metrics))

@@ -25,37 +25,39 @@ def add_parser(sub):
     p = sub.add_parser("train", help="train a captioning model", description=__doc__,
                        argument_default=argparse.SUPPRESS)  # so that run() knows which options were given
 
-    def option(flag, help, **kwargs):
-        default = kwargs.pop("default", None)
-        shown = f" (default: {default})" if default is not None else ""
-        p.add_argument(flag, help=help + shown, **kwargs)
+    # shown_default is only printed in --help (argparse never applies it, see SUPPRESS above);
+    # config_from_args applies the real defaults, RunConfig's
+    def option(flag, text, shown_default=None, **kwargs):
+        shown = f" (default: {shown_default})" if shown_default is not None else ""
+        p.add_argument(flag, help=text + shown, **kwargs)
 
-    option("--dataset", "the data to train on", choices=runs.DATASETS, default=d.dataset)
+    option("--dataset", "the data to train on", choices=runs.DATASETS, shown_default=d.dataset)
     option("--data-path", "coco.pt (coco-eecs498) or the unpacked coco_captioning folder (coco-cs231n)")
     option("--num-train", "training scenes (shapes) or captions (coco-cs231n max_train)", type=positive_int)
     option("--encoder", "whose features of coco.pt to train on, made by minicap features "
-           "(coco-eecs498 only)", choices=ENCODERS, default=ENCODERS[0])
-    option("--cell", "the recurrent cell", choices=("rnn", "lstm", "attention"), default=d.cell_type)
-    option("--wordvec-dim", "word vector size", type=positive_int, default=d.wordvec_dim)
-    option("--hidden-dim", "hidden state size", type=positive_int, default=d.hidden_dim)
+           "(coco-eecs498 only)", choices=ENCODERS, shown_default=ENCODERS[0])
+    option("--cell", "the recurrent cell", choices=("rnn", "lstm", "attention"), shown_default=d.cell_type)
+    option("--wordvec-dim", "word vector size", type=positive_int, shown_default=d.wordvec_dim)
+    option("--hidden-dim", "hidden state size", type=positive_int, shown_default=d.hidden_dim)
     option("--update-rule", "the optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam", "adamw"),
-           default=d.update_rule)
+           shown_default=d.update_rule)
     option("--lr", "learning rate; with --resume it replaces the checkpoint's current (decayed) one",
-           type=positive_float, default=d.learning_rate)
-    option("--lr-decay", "learning-rate factor per epoch", type=positive_float, default=d.lr_decay)
-    option("--batch-size", "captions per minibatch", type=positive_int, default=d.batch_size)
+           type=positive_float, shown_default=d.learning_rate)
+    option("--lr-decay", "learning-rate factor per epoch", type=positive_float, shown_default=d.lr_decay)
+    option("--batch-size", "captions per minibatch", type=positive_int, shown_default=d.batch_size)
     option("--epochs", "epochs in all (with --resume, including those done)", type=positive_int,
-           default=d.num_epochs)
-    option("--grad-clip", "max global gradient norm (0: off)", type=float, default=d.grad_clip)
+           shown_default=d.num_epochs)
+    option("--grad-clip", "max global gradient norm (0: off)", type=float, shown_default=d.grad_clip)
     option("--average-decay", "validate and keep a running average of the weights with this decay, "
-           "e.g. 0.999", type=float, default="off")
-    option("--dtype", "parameter dtype", choices=("float32", "float64"), default=d.dtype)
-    option("--seed", "initial weights and minibatch order", type=int, default=d.seed)
+           "e.g. 0.999", type=float, shown_default="off")
+    option("--dtype", "parameter dtype", choices=("float32", "float64"), shown_default=d.dtype)
+    option("--seed", "initial weights and minibatch order", type=int, shown_default=d.seed)
     p.add_argument("--device", choices=("cpu", "cuda"),
                    help="where to compute (cuda needs CuPy and a GPU; default: cpu, or the run's with --resume)")
     p.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
     p.add_argument("--resume", action="store_true", default=False,
-                   help="continue from the checkpoint in --out, with the settings in its config.json")
+                   help="continue from the checkpoint in --out, with the settings in its config.json "
+                        "(the defaults shown here are a new run's; a resumed run's come from its config.json)")
     p.add_argument("--overwrite", action="store_true", default=False,
                    help="replace the run already in --out (without it, such a folder is refused)")
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar or progress lines")
@@ -93,19 +95,14 @@ def config_from_args(args):
 
 
 def run(args):
-    import numpy as np
-
     from ..solver import NonFiniteLossError
 
     if not args.overwrite:
         refuse_to_replace(args.out, "train", resume=args.resume)
     config = config_from_args(args)
     try:
-        # the solver checks every loss and gradient for NaN and inf and stops with one clear
-        # error; NumPy's overflow warnings on the way there would only bury it
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            model, solver, _ = runs.train(config, args.out, resume=args.resume, verbose=not args.quiet,
-                                          set_learning_rate=args.resume and "lr" in vars(args))
+        model, solver, _ = runs.train(config, args.out, resume=args.resume, verbose=not args.quiet,
+                                      set_learning_rate=args.resume and "lr" in vars(args))
     except NonFiniteLossError as exc:
         raise FloatingPointError(f"{exc.facts} {_divergence_advice(exc, config, args.out)}") from None
     print(f"trained {config.cell_type} on {config.dataset}: {solver.iteration} iterations, "

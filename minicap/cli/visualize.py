@@ -26,17 +26,14 @@ def run(args):
 
     run_dir = pathlib.Path(args.run_dir)
     config = runs.read_config(run_dir)
+    model = runs.load_model(run_dir)  # first: it explains a run that did not finish
     history_path = run_dir / "history.json"
     if not history_path.is_file():
-        if not (run_dir / "model.npz").exists():
-            raise FileNotFoundError(runs.unfinished_hint(run_dir))
         raise FileNotFoundError(f"{history_path} is missing: has training in {run_dir} finished?")
     history = json.loads(history_path.read_text())
-    model = runs.load_model(run_dir).to(require_device(args.device))
+    model = model.to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
-    split = args.split
-    if split == "test" and "test_features" not in data:  # as evaluate: only the default falls back
-        split = "val"
+    split = runs.default_split(data, args.split)
     result = evaluate_model(model, data, split, beam_size=3, max_images=args.images)
     solver_like = _History(history)
     if f"{split}_images" not in data:  # CS231n's COCO has image URLs, not pixels

@@ -21,6 +21,7 @@ import tempfile
 
 import numpy as np
 
+from minicap.argcheck import check_int
 from minicap.data.errors import DataError
 from minicap.data.torchfile import read_torch_file
 from minicap.data.vocab import SPECIAL_TOKENS
@@ -91,15 +92,6 @@ def _read_lines(path):
         raise DataError(f"{path} is not UTF-8 text ({err}); it is damaged: download it again") from None
 
 
-def _check_count(value, name):
-    """A positive integer (Python or NumPy, not bool) or None, as a Python int."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return int(value)
-
-
 def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, seed=0):
     """COCO captions and VGG-16 fc7 features in CS231n's format.
 
@@ -120,7 +112,7 @@ def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, s
             "the CS231n COCO features are global fc7 vectors; there are no spatial maps for the attention model. "
             "Use coco-eecs498 (coco.pt with `minicap features`) or the shapes world for attention"
         )
-    max_train = _check_count(max_train, "max_train")
+    max_train = check_int("max_train", max_train, low=1, none_ok=True)
     base = pathlib.Path(base_dir)
     if not base.is_dir():
         raise FileNotFoundError(f"{base} is not a folder; {_GET_CS231N}")
@@ -272,7 +264,7 @@ def load_coco_pt(path, spatial=False, encoder="mobilenet_v2", num_train=None):
     asking for ``data["train_features"]`` raises a DataError saying how to
     make them.
     """
-    num_train = _check_count(num_train, "num_train")
+    num_train = check_int("num_train", num_train, low=1, none_ok=True)
     splits, idx_to_word, word_to_idx = _read_coco_pt(path)
     data = CocoPtData(idx_to_word=idx_to_word, word_to_idx=word_to_idx)
     features = None

@@ -124,7 +124,11 @@ def _record(url, size, sha256):
         json.dump(records, f, indent=2, sort_keys=True)
 
 
-def _sha256_of(path):
+def sha256_of(path):
+    """A ``hashlib.sha256`` of the file's bytes, read in 1 MiB chunks (files can be large).
+
+    The hash object, not its hex digest: a resumed download goes on updating it.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
@@ -168,11 +172,11 @@ def _fetch(url, part, expected_size, progress):
             raise
         # Range not satisfiable: the part is complete if the server's size ("bytes */N") is its size.
         if (err.headers.get("Content-Range") or "") == f"bytes */{offset}":
-            return _sha256_of(part)
+            return sha256_of(part)
         part.unlink()
         response, resumed = _open(url, 0)
     with response:
-        digest = _sha256_of(part) if resumed else hashlib.sha256()
+        digest = sha256_of(part) if resumed else hashlib.sha256()
         start = offset if resumed else 0
         length = response.headers.get("Content-Length")
         total = start + int(length) if length and length.isdigit() else None
@@ -232,7 +236,7 @@ def download(url, dest, expected_size=None, sha256=None, progress=True):
         checks.append((f"the recorded (in {checksum_file()})", recorded_size, recorded_sha))
     if dest.is_file():
         try:
-            _verify(dest, dest.stat().st_size, _sha256_of(dest).hexdigest(), checks)
+            _verify(dest, dest.stat().st_size, sha256_of(dest).hexdigest(), checks)
         except DataError as err:
             raise DataError(f"{err}; it is not the file {url} serves: delete it and run this again") from None
         return dest

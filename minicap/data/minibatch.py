@@ -18,6 +18,7 @@ import urllib.request
 
 import numpy as np
 
+from minicap.argcheck import check_int
 from minicap.data.vocab import decode_captions
 
 PANEL = 288  # pixels per panel, image box plus margins
@@ -138,10 +139,10 @@ def plot_minibatch(data, path, batch_size=8, split="train", rng=None, ncols=4, f
     ``min(ncols, batch_size)`` per row, titled with the split and image
     index. Returns the path written (atomically), as a ``pathlib.Path``.
     """
-    from minicap.figures._layout import LINE, add_text, check_png_path, check_positive_int, draw_image, new_figure, save_png, truncate, wrap
+    from minicap.figures._layout import LINE, add_text, check_png_path, draw_image, new_figure, save_png, truncate, wrap
 
     path = check_png_path(path)
-    ncols = check_positive_int(ncols, "ncols")
+    ncols = check_int("ncols", ncols, low=1)
     if "idx_to_word" not in data:
         raise ValueError("the data has no idx_to_word vocabulary to decode captions with; pass a loader's dict")
     rows, image_rows = _draw_rows(data, batch_size, split, rng)

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from minicap.argcheck import check_int
 from minicap.data import features as feat
 from minicap.data.cache import load_or_build
 from minicap.data.vocab import build_vocab, encode_captions
@@ -22,11 +23,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 2  # bump when generation, captions or features change
-
-
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def shapes_vocabulary():
@@ -86,16 +82,14 @@ def load_shapes(num_train=4000, num_val=500, num_test=500, seed=0, spatial=False
     call builds and caches the data (``cache=False`` skips the disk), later
     calls with the same settings load it.
     """
-    _check_count("num_train", num_train, 1)
-    _check_count("num_val", num_val, 0)
-    _check_count("num_test", num_test, 0)
-    _check_count("seed", seed, 0)
-    _check_count("captions_per_image", captions_per_image, 1)
-    sizes = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
-    settings = dict(sizes, seed=int(seed), captions_per_image=int(captions_per_image))
+    sizes = {"train": check_int("num_train", num_train, low=1), "val": check_int("num_val", num_val, low=0),
+             "test": check_int("num_test", num_test, low=0)}
+    seed = check_int("seed", seed, low=0)
+    captions_per_image = check_int("captions_per_image", captions_per_image, low=1)
+    settings = dict(sizes, seed=seed, captions_per_image=captions_per_image)
 
     def build():
-        return _build(sizes, int(seed), int(captions_per_image))
+        return _build(sizes, seed, captions_per_image)
 
     if cache:
         arrays, path, built = load_or_build("shapes", settings, build, FORMAT_VERSION)

@@ -127,6 +127,15 @@ def _decode_row(row, idx_to_word):
     return " ".join(words)
 
 
+def check_id_range(ids, idx_to_word):
+    """Raise ValueError unless every id of the int array ``ids`` indexes ``idx_to_word``."""
+    if ids.size and (ids.min() < 0 or ids.max() >= len(idx_to_word)):
+        raise ValueError(
+            f"caption ids must lie in [0, {len(idx_to_word)}) for this vocabulary, "
+            f"got values from {ids.min()} to {ids.max()}; was it encoded with another vocabulary?"
+        )
+
+
 def decode_captions(captions, idx_to_word):
     """Turn caption ids back into text.
 
@@ -140,11 +149,7 @@ def decode_captions(captions, idx_to_word):
         raise ValueError(f"captions must be 1-D (T,) or 2-D (N, T) ids, got shape {ids.shape}")
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"captions must hold integer word ids, got dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= len(idx_to_word)):
-        raise ValueError(
-            f"caption ids must lie in [0, {len(idx_to_word)}) for this vocabulary, "
-            f"got values from {ids.min()} to {ids.max()}; was it encoded with another vocabulary?"
-        )
+    check_id_range(ids, idx_to_word)
     ids = ids.astype(np.int64)
     if ids.ndim == 1:
         return _decode_row(ids.tolist(), idx_to_word)

@@ -8,18 +8,17 @@ to an ``.npz`` atomically, with the SHA-256 of the weights that made them when
 known; ``load_image`` reads a JPEG/PNG for captioning.
 """
 
+import contextlib
 import math
-import numbers
 import pathlib
-import struct
-import zipfile
-import zlib
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from minicap.argcheck import check_int
 from minicap.atomic import atomic_open
 from minicap.backend import check_device, to_device, to_numpy
+from minicap.data.errors import READ_ERRORS
 from minicap.encoders.encoder import check_images
 
 
@@ -33,11 +32,7 @@ def extract_features(images, encoder, batch_size=64, device="cpu", progress=True
     """
     check_device(device)
     check_images(images)
-    # numbers.Integral: NumPy integers (np.int64 from an array or a config) are whole numbers too;
-    # bool is excluded, as True would silently mean a batch of one.
-    if not (isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    batch_size = int(batch_size)
+    batch_size = check_int("batch_size", batch_size, low=1)
     n, _, h, w = images.shape
     c = encoder.out_channels
     spatial = np.empty((n, c, math.ceil(h / encoder.stride), math.ceil(w / encoder.stride)), np.float32)
@@ -53,10 +48,6 @@ def extract_features(images, encoder, batch_size=64, device="cpu", progress=True
 
 # Keys a feature file keeps beside the features: what made them, not features themselves.
 RESERVED_KEYS = ("encoder", "weights_sha256")
-
-# What reading a damaged .npz can raise: it is a zip, so truncation or a flipped byte fails inside
-# zipfile (BadZipFile for a bad CRC or a missing directory), zlib or struct, not in NumPy.
-_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, NotImplementedError, struct.error, zipfile.BadZipFile, zlib.error)
 
 
 def save_features(path, features, encoder_name, weights_sha256=None):
@@ -83,16 +74,24 @@ def save_features(path, features, encoder_name, weights_sha256=None):
     return path
 
 
-def stored_weights_sha256(path):
-    """The weights' SHA-256 kept in the feature file ``path``, or None if it has none (older files)."""
-    path = pathlib.Path(path)
+@contextlib.contextmanager
+def _open_npz(path):
+    """``np.load(path)`` for a ``with`` block; a damaged file, found on opening or on reading
+    a member (members are read lazily), is one ValueError saying what to do."""
     try:
-        with np.load(path, allow_pickle=False) as f:  # reads only this member, not the features
-            return str(f["weights_sha256"]) if "weights_sha256" in f.files else None
-    except _NPZ_ERRORS as err:
+        with np.load(path, allow_pickle=False) as f:
+            yield f
+    except READ_ERRORS as err:
         raise ValueError(
             f"cannot read the feature file {path} ({type(err).__name__}: {err}); it is damaged: delete it and extract again"
         ) from None
+
+
+def stored_weights_sha256(path):
+    """The weights' SHA-256 kept in the feature file ``path``, or None if it has none (older files)."""
+    path = pathlib.Path(path)
+    with _open_npz(path) as f:  # reads only this member, not the features
+        return str(f["weights_sha256"]) if "weights_sha256" in f.files else None
 
 
 def load_features(path, encoder_name=None):
@@ -103,13 +102,8 @@ def load_features(path, encoder_name=None):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"feature file {path} does not exist; create it with extract_features + save_features")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in f.files}
-    except _NPZ_ERRORS as err:
-        raise ValueError(
-            f"cannot read the feature file {path} ({type(err).__name__}: {err}); it is damaged: delete it and extract again"
-        ) from None
+    with _open_npz(path) as f:
+        arrays = {key: f[key] for key in f.files}
     stored = str(arrays.pop("encoder", ""))
     arrays.pop("weights_sha256", None)
     if encoder_name is not None and stored != encoder_name:
@@ -117,8 +111,10 @@ def load_features(path, encoder_name=None):
     return arrays
 
 
-def _to_8_bits(img, path):
+def _to_8_bits(img, path, file_format):
     """``img`` with 16-bit or 32-bit integer samples scaled to 8 bits; other modes as they are.
+
+    file_format: Pillow's name of the file's format ("PNG", "TIFF", ...).
 
     Pillow's ``convert("RGB")`` clips such samples at 255 instead of scaling them, so a
     16-bit grey PNG at 30000 (46% grey) would come out white.
@@ -131,7 +127,7 @@ def _to_8_bits(img, path):
             raise ValueError(f"{path} is a signed 32-bit image with negative values, which have no RGB meaning; "
                              "save it as an 8-bit or 16-bit PNG or a JPEG")
         # Old Pillow versions open 16-bit grey PNGs as mode "I" (32-bit): their range is still 16 bits.
-        full = 65535 if img.mode != "I" or img.format == "PNG" else 2**31 - 1
+        full = 65535 if img.mode != "I" or file_format == "PNG" else 2**31 - 1
         scaled = np.rint(values.astype(np.float64) * (255 / full))
         return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
     if img.mode == "F":
@@ -161,8 +157,8 @@ def load_image(path, size):
             # exif_transpose: phones store the sensor's pixels plus a rotation tag, and the
             # caption must describe the picture as it is seen, not as it is stored.
             upright = ImageOps.exif_transpose(img)
-            upright.format = img.format  # exif_transpose returns a copy without it; _to_8_bits needs it
-            rgb = _to_8_bits(upright, path).convert("RGB").resize((size, size), Image.BICUBIC)
+            # exif_transpose returns a copy without .format, so pass the file's format along
+            rgb = _to_8_bits(upright, path, img.format).convert("RGB").resize((size, size), Image.BICUBIC)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"cannot read {path} as an image ({err}); JPEG and PNG files are supported") from None
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))

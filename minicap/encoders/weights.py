@@ -14,17 +14,15 @@ a weights file (missing, truncated, a damaged zip or pickle) is a ``WeightsError
 naming the file and saying what to do.
 """
 
-import hashlib
 import os
 import pathlib
-import struct
-import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from minicap.data.download import sha256_of
+from minicap.data.errors import READ_ERRORS
 from minicap.encoders.ops import ACTIVATIONS, FoldedConv, fold_batch_norm
 
 BN_EPS = 1e-5  # torchvision's BatchNorm2d default, used by both networks
@@ -41,10 +39,6 @@ CHECKPOINT_SIZES = {"mobilenet_v2": 14_212_972}  # bytes, where published
 class WeightsError(ValueError):
     """A checkpoint that cannot be used: missing, unreadable (truncated, a damaged zip or pickle),
     not torchvision's published file, or not matching the network. The message names the file."""
-
-# What reading a damaged .npz/.pth can raise: an .npz is a zip, so truncation or a flipped
-# byte fails inside zipfile/zlib/struct (BadZipFile is none of OSError/ValueError), not NumPy.
-_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, NotImplementedError, struct.error, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -110,28 +104,28 @@ def build_conv(state, spec):
     return FoldedConv(w, b, spec.stride, spec.groups, spec.activation)
 
 
-def read_state_dict(path, name=None):
-    """{name: NumPy array} from a ``torch.save`` checkpoint (.pth/.pt) or an ``.npz`` file.
+def read_state_dict(path, encoder=None):
+    """{tensor name: NumPy array} from a ``torch.save`` checkpoint (.pth/.pt) or an ``.npz`` file.
 
     Raises ``WeightsError`` naming the file if it is missing (saying where the published
-    checkpoint of encoder ``name`` is), cannot be read, or holds no state dict.
+    checkpoint of ``encoder``, e.g. "mobilenet_v2", is), cannot be read, or holds no state dict.
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        where = f", e.g. torchvision's published one from {CHECKPOINTS[name]}" if name in CHECKPOINTS else ""
+        where = f", e.g. torchvision's published one from {CHECKPOINTS[encoder]}" if encoder in CHECKPOINTS else ""
         raise WeightsError(f"weights file {path} does not exist; pass the path of a torchvision checkpoint (.pth) or .npz{where}")
     damaged = "it is damaged or not a checkpoint: delete it and fetch it again"
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as f:
                 return {key: f[key] for key in f.files}
-        except _READ_ERRORS as err:
+        except READ_ERRORS as err:
             raise WeightsError(f"cannot read the weights file {path} as .npz ({type(err).__name__}: {err}); {damaged}") from None
     from minicap.data.torchfile import read_torch_file
 
     try:
         state = read_torch_file(path)
-    except _READ_ERRORS as err:  # DataError (a ValueError) for truncation, UnsafePickleError, zip damage
+    except READ_ERRORS as err:  # DataError (a ValueError) for truncation, UnsafePickleError, zip damage
         detail = str(err).removeprefix(f"{path}: ")  # torchfile's messages already name the file
         raise WeightsError(f"cannot read the weights file {path} ({type(err).__name__}: {detail}); {damaged}") from None
     if not isinstance(state, Mapping):
@@ -140,12 +134,8 @@ def read_state_dict(path, name=None):
 
 
 def file_sha256(path):
-    """The SHA-256 of a file, as 64 hex digits (read in 1 MiB chunks: checkpoints can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The SHA-256 of a file, as 64 hex digits."""
+    return sha256_of(path).hexdigest()
 
 
 def checkpoint_path(name):
@@ -190,5 +180,5 @@ def resolve_weights(name, weights):
     if isinstance(weights, Mapping):
         return {key: np.asarray(value) for key, value in weights.items()}
     if isinstance(weights, (str, os.PathLike)):
-        return read_state_dict(weights, name)
+        return read_state_dict(weights, encoder=name)
     raise TypeError(f"weights must be None, a file path or a dict of arrays, got {type(weights).__name__}")

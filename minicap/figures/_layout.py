@@ -17,7 +17,6 @@ Coordinates here are pixels from the figure's top-left corner; matplotlib's
 are fractions from the bottom-left, and ``place_axes``/``add_text`` convert.
 """
 
-import numbers
 import pathlib
 
 import numpy as np
@@ -150,13 +149,6 @@ def check_strings(values, name):
         if not isinstance(value, str):
             raise ValueError(f"{name}[{i}] must be a string, got {type(value).__name__}; decode ids to words first")
     return values
-
-
-def check_positive_int(value, name):
-    """``value`` as an int >= 1 (bools refused), or a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _host_array(x, name):

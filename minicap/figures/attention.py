@@ -12,11 +12,12 @@ import math
 
 import numpy as np
 
+from minicap.argcheck import check_int
+
 from ._layout import (
     add_text,
     check_image,
     check_png_path,
-    check_positive_int,
     check_strings,
     draw_image,
     new_figure,
@@ -54,8 +55,8 @@ def upsample_bilinear(attention_map, height, width):
     attention_map = np.asarray(attention_map, dtype=np.float64)
     if attention_map.ndim != 2 or min(attention_map.shape) < 1:
         raise ValueError(f"attention map must have shape (Hs, Ws), got {attention_map.shape}")
-    height = check_positive_int(height, "height")
-    width = check_positive_int(width, "width")
+    height = check_int("height", height, low=1)
+    width = check_int("width", width, low=1)
     r0, r1, fr = _interpolation_weights(attention_map.shape[0], height)
     c0, c1, fc = _interpolation_weights(attention_map.shape[1], width)
     # Separable: interpolate along rows, then along columns.
@@ -99,7 +100,7 @@ def plot_attention(image, words, attention, path, ncols=5):
     """
     path = check_png_path(path)
     image = check_image(image)
-    ncols = check_positive_int(ncols, "ncols")
+    ncols = check_int("ncols", ncols, low=1)
     shown = words_to_show(check_strings(words, "words"))
     if not shown:
         raise ValueError("words is empty; give at least one generated word")

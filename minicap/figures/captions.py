@@ -16,6 +16,8 @@ wrapped generated caption, and each wrapped reference.
 import math
 import numbers
 
+from minicap.argcheck import check_int
+
 from ._layout import (
     FONT_SIZE,
     LINE,
@@ -23,7 +25,6 @@ from ._layout import (
     check_image,
     check_images,
     check_png_path,
-    check_positive_int,
     check_strings,
     draw_image,
     new_figure,
@@ -133,7 +134,7 @@ def plot_captions(images, generated, references, path, titles=None, ncols=4):
     Returns the path written, as a ``pathlib.Path``.
     """
     path = check_png_path(path)
-    ncols = check_positive_int(ncols, "ncols")
+    ncols = check_int("ncols", ncols, low=1)
     block = _check_block(images, generated, references, titles, "")
     return _render_blocks([("", *block)], ncols, path, headed=False)
 
@@ -152,7 +153,7 @@ def plot_caption_comparison(train, test, path, labels=("train", "test"), ncols=2
     tall, ``rows`` being the taller block's row count. Returns the path.
     """
     path = check_png_path(path)
-    ncols = check_positive_int(ncols, "ncols")
+    ncols = check_int("ncols", ncols, low=1)
     labels = check_strings(labels, "labels")
     if len(labels) != 2:
         raise ValueError(f"labels must be two strings (one per block), got {len(labels)}")

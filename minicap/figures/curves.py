@@ -1,10 +1,10 @@
 """Training curves: the loss per iteration, and the validation loss per epoch."""
 
-import numbers
-
 import numpy as np
 
-from ._layout import check_png_path, check_positive_int, new_figure, place_axes, save_png
+from minicap.argcheck import check_int
+
+from ._layout import check_png_path, new_figure, place_axes, save_png
 
 CURVE_WIDTH = 768
 CURVE_HEIGHT = 448
@@ -19,7 +19,7 @@ def moving_average(values, window):
     that contain it; a window with no finite value gives NaN (a gap in the line).
     """
     values = np.asarray(values, dtype=np.float64)
-    window = check_positive_int(window, "window")
+    window = check_int("window", window, low=1)
     finite = np.isfinite(values)
     # Running sums of the finite values and of their count: a NaN put into a plain cumulative
     # sum would be carried into every later window, not just the `window` ones that hold it.
@@ -62,13 +62,9 @@ def plot_loss_curves(loss_history, path, val_loss_history=None, iterations_per_e
     path = check_png_path(path)
     loss = _check_history(loss_history, "loss_history")
     # An empty history is a run with no val split (the solver allows one): draw no validation curve.
-    no_val = val_loss_history is None or (
-        isinstance(val_loss_history, (list, tuple, np.ndarray)) and np.shape(val_loss_history) == (0,))
+    no_val = val_loss_history is None or np.shape(val_loss_history) == (0,)
     val = None if no_val else _check_history(val_loss_history, "val_loss_history")
-    if iterations_per_epoch is not None:
-        if not isinstance(iterations_per_epoch, numbers.Integral):
-            raise ValueError(f"iterations_per_epoch must be a positive integer or None, got {iterations_per_epoch!r}")
-        iterations_per_epoch = check_positive_int(iterations_per_epoch, "iterations_per_epoch")
+    iterations_per_epoch = check_int("iterations_per_epoch", iterations_per_epoch, low=1, none_ok=True)
 
     fig = new_figure(CURVE_WIDTH, CURVE_HEIGHT)
     ax = place_axes(fig, 96, 64, CURVE_WIDTH - 128, CURVE_HEIGHT - 128)

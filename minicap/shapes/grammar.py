@@ -208,6 +208,22 @@ def caption_words(caption, name="a caption"):
     raise ValueError(f"{name} must be a string or a list of word strings, got {type(caption).__name__} {caption!r:.60}")
 
 
+def caption_word_lists(captions):
+    """The word lists of N captions, each a string or a list of word strings (see ``caption_words``).
+
+    captions: a list, tuple or other iterable of captions (an array of strings or of
+    objects, e.g. a pandas column, gives its elements). A single string is refused
+    rather than read as a list of one-letter captions.
+    """
+    if isinstance(captions, str):
+        raise ValueError("captions must be a list of caption strings, got a single string; wrap it in a list")
+    try:
+        captions = list(captions)
+    except TypeError:
+        raise ValueError(f"captions must be a list of caption strings, got {type(captions).__name__}") from None
+    return [caption_words(c, f"caption {i}") for i, c in enumerate(captions)]
+
+
 def parse(caption):
     """Parse a caption (a string, or a list of words) into a ``Caption``.
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from minicap.backend import to_numpy
-from minicap.shapes.grammar import caption_words
+from minicap.shapes.grammar import caption_word_lists
 from minicap.shapes.scenes import COLOURS, F, IMAGE_SIZE, SHAPES, SIZES, check_scene_records
 
 SPANS = ("word", "phrase")
@@ -37,25 +37,20 @@ _END = "<END>"
 
 
 def _words(captions, idx_to_word):
-    """Captions as lists of words, cut at <END>, from strings, word lists or an id array."""
-    if hasattr(captions, "ndim"):  # ids, NumPy or CuPy
-        ids = to_numpy(captions)
-        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"caption ids must be an int array (N, T), got {ids.dtype} {ids.shape}")
+    """Captions as lists of words, cut at <END>, from strings, word lists or int ids (N, T)."""
+    array = np.asarray(to_numpy(captions)) if hasattr(captions, "ndim") else None  # NumPy or CuPy
+    if array is not None and array.dtype.kind in "iu":
+        if array.ndim != 2:
+            raise ValueError(f"caption ids must be an int array (N, T), got {array.dtype} {array.shape}")
         if idx_to_word is None:
             raise ValueError("captions given as ids need idx_to_word to be read")
-        if ids.size and (ids.min() < 0 or ids.max() >= len(idx_to_word)):
-            raise ValueError(f"caption ids must lie in [0, {len(idx_to_word)}) for this vocabulary")
+        from minicap.data.vocab import check_id_range  # lazily: minicap.data is the heavier package
+
+        check_id_range(array, idx_to_word)
         # <NULL> and <START> stay in place as non-words, keeping word t aligned with attention step t.
-        rows = [[idx_to_word[i] for i in row] for row in ids.tolist()]
-    elif isinstance(captions, str):
-        raise ValueError("captions must be a list of caption strings, got a single string; wrap it in a list")
-    else:
-        try:
-            captions = list(captions)
-        except TypeError:
-            raise ValueError(f"captions must be a list of caption strings, got {type(captions).__name__}") from None
-        rows = [caption_words(caption, f"caption {i}") for i, caption in enumerate(captions)]
+        rows = [[idx_to_word[i] for i in row] for row in array.tolist()]
+    else:  # strings or word lists; an array of strings or objects gives its elements
+        rows = caption_word_lists(captions if array is None else array.tolist())
     return [row[: row.index(_END)] if _END in row else row for row in rows]
 
 

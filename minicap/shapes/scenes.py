@@ -22,6 +22,7 @@ Occupied slots come first, in reading order (by row, then column).
 
 import numpy as np
 
+from minicap.argcheck import check_int
 from minicap.backend import to_numpy
 
 IMAGE_SIZE = 112
@@ -229,13 +230,10 @@ def generate_scenes(num_scenes, seed, stream=0, chunk=100):
 
     Returns ``(images, objects)``: uint8 (N, 3, 112, 112), int32 (N, 3, F).
     """
-    for name, value, minimum in (("the number of scenes", num_scenes, 0), ("seed", seed, 0), ("stream", stream, 0),
-                                 ("chunk", chunk, 1)):
-        # bool is an int to Python; a string or float seed would be hashed or
-        # truncated into some other stream, and chunk < 1 renders nothing.
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    num_scenes, seed, stream, chunk = int(num_scenes), int(seed), int(stream), int(chunk)
+    # a string or float seed would be hashed or truncated into some other stream,
+    # and chunk < 1 renders nothing
+    num_scenes = check_int("the number of scenes", num_scenes, low=0)
+    seed, stream, chunk = check_int("seed", seed, low=0), check_int("stream", stream, low=0), check_int("chunk", chunk, low=1)
     images = np.zeros((num_scenes, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     objects = np.zeros((num_scenes, MAX_OBJECTS, len(OBJECT_FIELDS)), dtype=np.int32)
     for i, start in enumerate(range(0, num_scenes, chunk)):

@@ -21,8 +21,8 @@ import itertools
 import numpy as np
 
 from minicap.backend import to_numpy
-from minicap.shapes.grammar import (POSITIONS, RELATIONS, GrammarError, caption_words, parse, position_index,
-                                    relation_holds)
+from minicap.shapes.grammar import (POSITIONS, RELATIONS, GrammarError, caption_word_lists, caption_words, parse,
+                                    position_index, relation_holds)
 from minicap.shapes.scenes import F, check_scene_records
 
 
@@ -33,8 +33,6 @@ def _present(scene):
 
 def _caption_list(captions, idx_to_word):
     """N captions as word lists, from strings, word lists or int ids (N, T) with ``idx_to_word``."""
-    if isinstance(captions, str):
-        raise ValueError("captions must be a list of caption strings, got a single string; wrap it in a list")
     if hasattr(captions, "ndim"):  # NumPy or CuPy
         array = np.asarray(to_numpy(captions))
         if array.dtype.kind in "iu":
@@ -52,11 +50,7 @@ def _caption_list(captions, idx_to_word):
                              f"got a {array.dtype} array {array.shape}")
         else:  # an array of strings or of objects (e.g. a pandas column): each caption is checked below
             captions = array.tolist()
-    try:
-        captions = list(captions)
-    except TypeError:
-        raise ValueError(f"captions must be a list of caption strings, got {type(captions).__name__}") from None
-    return [caption_words(c, f"caption {i}") for i, c in enumerate(captions)]
+    return caption_word_lists(captions)
 
 
 def _has_attributes(obj, mention):
