@@ -491,3 +491,10 @@ def test_featurize_images_refuses_weights_for_a_run_without_a_cnn():
     with pytest.raises(ValueError) as info:
         featurize_images(RunConfig(dataset="shapes"), np.zeros((1, 3, 112, 112), np.uint8), weights="w.pth")
     assert str(info.value) == "weights choose the CNN of a coco-eecs498 run; a shapes run has no CNN encoder"
+
+
+@pytest.mark.parametrize("args", [["data", "shapes", "--num-train", "0"], ["data", "show", "shapes", "--batch-size", "-1"]])
+def test_data_commands_refuse_counts_below_one(args, env):
+    refused = run_cli(*args, env=env)
+    assert refused.returncode == 2 and _one_line(refused.stderr), refused.stderr
+    assert "must be at least 1" in refused.stderr

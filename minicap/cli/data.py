@@ -1,6 +1,7 @@
 """``minicap data``: make the shapes world, download COCO, draw a minibatch."""
 
 from .. import runs
+from ._common import positive_int
 
 
 def add_parser(sub):
@@ -11,14 +12,14 @@ def add_parser(sub):
     d.add_argument("--dest", help="folder to put it in (default: the minicap cache)")
     d.set_defaults(run=run_download)
     s = actions.add_parser("shapes", help="generate and cache the embedded shapes world")
-    s.add_argument("--num-train", type=int)
+    s.add_argument("--num-train", type=positive_int)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(run=run_shapes)
     v = actions.add_parser("show", help="save a grid of images with their captions as a PNG")
     v.add_argument("dataset", choices=runs.DATASETS)
     v.add_argument("--data-path")
     v.add_argument("--split", default="train")
-    v.add_argument("--batch-size", type=int, default=8)
+    v.add_argument("--batch-size", type=positive_int, default=8)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default="minibatch.png")
     v.set_defaults(run=run_show)
