@@ -515,7 +515,7 @@ class CaptioningSolver:
             own[name] = to_device(restored[name], device)
         self.optim_configs = {name: to_device(config, device) for name, config in configs.items()}
         self._rng.bit_generator.state = rng_state
-        if self.average is not None:  # the settings check made sure the checkpoint has one
+        if self.average is not None:  # checked above: the checkpoint has one
             self.average = ParameterAverage.from_state(state["average"], device)
         self._order, self._position = fields.pop("order"), fields.pop("position")
         for key, value in fields.items():

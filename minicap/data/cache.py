@@ -63,16 +63,16 @@ def cache_path(name, settings, version):
     return cache_dir() / f"{name}-v{version}-{key}"
 
 
+class _OtherSettings(Exception):
+    """The entry was written for other settings (a hash collision, or a hand-edited folder)."""
+
+
 def _load(path, expected):
     """The arrays in folder ``path``; raises if it is incomplete or for other settings."""
     stored = json.loads((path / _SETTINGS_FILE).read_text())
     if stored.get("settings_text") != expected:
         raise _OtherSettings()
     return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in stored["arrays"]}
-
-
-class _OtherSettings(Exception):
-    pass
 
 
 _UNREADABLE = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError)
