@@ -7,9 +7,13 @@ decoding stop early.
 
 Output layout (both decoders): (N, max_length) integer ids, column 0 is the
 first generated word, ``<END>`` is kept, ``<NULL>`` fills the rest. Neither
-decoder ever generates ``<NULL>`` or ``<START>`` as a word: their scores are
-set to minus infinity at every step, so the probabilities are those of the
-other words, renormalised.
+decoder ever generates ``<NULL>``, ``<START>`` or an id that no word has: their
+scores are set to minus infinity at every step, so the probabilities are those
+of the other words, renormalised.
+
+A step runs the model's own layer functions (``model.layers()``): with
+``impl="reference"`` a student's word embedding, step function, attention and
+affine layer are what decode.
 """
 
 from collections import namedtuple
@@ -18,12 +22,6 @@ import numpy as np
 
 from .argcheck import check_int, check_real
 from .backend import get_array_module
-from .layers import (
-    attention_lstm_step_forward,
-    dot_product_attention_forward,
-    lstm_step_forward,
-    rnn_step_forward,
-)
 
 BeamResult = namedtuple("BeamResult", ["captions", "nbest", "scores"])
 BeamResult.__doc__ = """Beam search output.
@@ -35,39 +33,28 @@ scores:   (N, K) their scores (summed log-probabilities, divided by
 """
 
 
-def _initial_state(model, features):
-    """(h, c, A) at t = 0 for the model's cell; c and A are None where unused.
-
-    The projection is the model's own (the one its loss uses); decoding only
-    adds the starting cell state.
-    """
-    h0, A, _ = model.project_features(features)
-    if A is not None:  # attention: h0 = c0 = mean of A over the locations
-        h0 = A.mean(axis=(2, 3))
-        return h0, h0.copy(), A
-    c0 = get_array_module(features).zeros_like(h0) if model.cell_type == "lstm" else None
-    return h0, c0, None
-
-
 def _step(model, words, h, c, A):
     """One decoding step: scores (N, V), the next (h, c), attention weights or None."""
-    p = model.params
-    x = p["W_embed"][words]
+    p, cell = model.params, model.cell
+    L = model.layers()
+    step_forward = cell.functions(L)[2]
+    x, _ = L.word_embedding_forward(words[:, None], p["W_embed"])
+    x = x[:, 0]
     weights = None
-    if model.cell_type == "rnn":
-        h, _ = rnn_step_forward(x, h, p["Wx"], p["Wh"], p["b"])
-    elif model.cell_type == "lstm":
-        h, c, _ = lstm_step_forward(x, h, c, p["Wx"], p["Wh"], p["b"])
+    if cell.attention:
+        attn, weights, _ = L.dot_product_attention_forward(h, A)
+        h, c, _ = step_forward(x, h, c, attn, p["Wx"], p["Wh"], p["Wattn"], p["b"])
+    elif cell.memory:
+        h, c, _ = step_forward(x, h, c, p["Wx"], p["Wh"], p["b"])
     else:
-        attn, weights, _ = dot_product_attention_forward(h, A)
-        h, c, _ = attention_lstm_step_forward(x, h, c, attn, p["Wx"], p["Wh"], p["Wattn"], p["b"])
-    scores = h @ p["W_vocab"] + p["b_vocab"]
+        h, _ = step_forward(x, h, p["Wx"], p["Wh"], p["b"])
+    scores, _ = L.affine_forward(h, p["W_vocab"], p["b_vocab"])
     # <NULL> and <START> are never words of a caption: a barely trained model can
     # still rank them first, and decode_captions would then drop them from the text
-    # (shifting every later word off its attention step). Masking them here, in the
-    # one step both decoders share, keeps beam 1 == greedy.
-    null, start, _ = model.decoding_ids()
-    scores[:, [null, start]] = -np.inf
+    # (shifting every later word off its attention step). Ids without a word (a
+    # vocabulary with gaps) have no text at all. Masking them here, in the one
+    # step both decoders share, keeps beam 1 == greedy.
+    scores[:, model.never_generated()] = -np.inf
     return scores, h, c, weights
 
 
@@ -91,9 +78,9 @@ def greedy(model, features, max_length=30):
     N = features.shape[0]
     captions = xp.full((N, max_length), null, dtype=xp.int64)
     attention = None
-    if model.cell_type == "attention":
+    if model.cell.attention:
         attention = xp.zeros((N, max_length) + features.shape[2:], dtype=model.dtype)
-    h, c, A = _initial_state(model, features)
+    h, c, A = model.initial_state(features)
     words = xp.full(N, start, dtype=xp.int64)
     done = xp.zeros(N, dtype=bool)
     for t in range(max_length):
@@ -116,7 +103,7 @@ def teacher_forced_attention(model, features, captions):
     xp = get_array_module(features)
     N, T = captions.shape
     attention = xp.zeros((N, T) + features.shape[2:], dtype=model.dtype)
-    h, c, A = _initial_state(model, features)
+    h, c, A = model.initial_state(features)
     words = xp.full(N, start, dtype=xp.int64)
     for t in range(T):
         _, h, c, attention[:, t] = _step(model, words, h, c, A)
@@ -159,7 +146,7 @@ def beam_search(model, features, beam_size=3, max_length=30, length_penalty=0.0)
     N, V = features.shape[0], model.vocab_size
     rows = xp.arange(N)[:, None]
 
-    h, c, A = _initial_state(model, features)
+    h, c, A = model.initial_state(features)
     # every image starts with K copies of one state; only beam 0 is live at first
     h = xp.repeat(h, K, axis=0)
     c = None if c is None else xp.repeat(c, K, axis=0)

@@ -1,6 +1,7 @@
 """``CaptioningRNN``: image features in, a distribution over captions out.
 
-The model is the one of the CS231n / EECS 498 assignments, with three cells:
+The model is the one of the CS231n / EECS 498 assignments, with three cells
+(and any cell registered with ``minicap.cells.register_cell``):
 
 - ``rnn``:       h0 = features @ W_proj + b_proj, then a vanilla RNN
 - ``lstm``:      the same h0, c0 = 0, then an LSTM
@@ -13,36 +14,28 @@ layer maps hidden states to vocabulary scores. The loss is the caption loss
 of both courses: -log p(target) summed over the non-``<NULL>`` targets,
 divided by the batch size N.
 
+``loss`` is written once, as the courses write it, against a namespace of layer
+functions: ``minicap.layers`` (``impl="reference"``, the course files, looked up
+at every call) or ``minicap.kernels`` (``impl="fast"``, the same functions
+arranged for speed). See ``minicap.implementations``.
+
 Shape letters: N batch, T time, D feature, W word vector, H hidden,
 V vocabulary, Hs x Ws attention grid.
 """
 
 import json
 import math
+import warnings
 
 import numpy as np
 
 from . import decoding
 from .argcheck import check_int
 from .backend import check_device, device_of, get_array_module, to_device
+from .cells import get_cell
 from .checkpoint import CheckpointError, is_model_file, is_solver_state, load_npz, save_npz_atomic
-from .layers import (
-    affine_backward,
-    affine_forward,
-    attention_loop_backward,
-    attention_loop_forward,
-    embed_project_backward,
-    embed_project_forward,
-    lstm_loop_backward,
-    lstm_loop_forward,
-    rnn_loop_backward,
-    rnn_loop_forward,
-    temporal_affine_backward,
-    temporal_affine_forward,
-    temporal_softmax_loss,
-)
+from .implementations import IMPLEMENTATIONS, namespace
 
-CELL_TYPES = ("rnn", "lstm", "attention")
 FORMAT = "minicap.CaptioningRNN/1"
 
 
@@ -52,20 +45,27 @@ class CaptioningRNN:
     Args:
         word_to_idx: vocabulary, word -> id. Only ``<NULL>`` is required to
             build and train; ``<START>`` and ``<END>`` are needed for decoding.
-            V is one more than the largest id (gaps are unused words).
+            V = len(word_to_idx), as in both courses: a word whose id is V or
+            more can never be used (captions holding it are refused), and an
+            id below V that no word has is never generated.
         input_dim: D, the feature size (channels for the attention cell).
         wordvec_dim: W, the word-vector size.
         hidden_dim: H, the hidden-state size.
-        cell_type: "rnn", "lstm" or "attention".
+        cell_type: "rnn", "lstm", "attention", or a cell registered with
+            ``minicap.cells.register_cell``.
         dtype: float32 (training) or float64 (gradient checks).
         seed: seeds the host generator that initialises the weights, so a CPU
             and a GPU model built with the same seed start identical.
+        impl: "fast" (``minicap.kernels``) or "reference" (``minicap.layers``,
+            looked up at every call, so an edited or replaced course function is
+            what trains and decodes). Both compute the same loss and gradients.
+            An attribute: ``model.impl = "reference"`` switches a loaded model.
     """
 
     def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128,
-                 cell_type="rnn", dtype=np.float32, seed=0):
-        if cell_type not in CELL_TYPES:
-            raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {cell_type!r}")
+                 cell_type="rnn", dtype=np.float32, seed=0, impl="fast"):
+        self.cell = get_cell(cell_type)
+        self.impl = impl
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -77,10 +77,20 @@ class CaptioningRNN:
         self.seed = check_int("seed", seed, low=0, none_ok=True)
         self.word_to_idx = _check_vocab(word_to_idx)
         self.cell_type = cell_type
-        self.vocab_size = max(self.word_to_idx.values()) + 1
+        self.vocab_size = len(self.word_to_idx)
         self.idx_to_word = [None] * self.vocab_size
+        unusable = []
         for word, idx in self.word_to_idx.items():
-            self.idx_to_word[idx] = word
+            if idx < self.vocab_size:
+                self.idx_to_word[idx] = word
+            else:
+                unusable.append(f"{word!r} (id {idx})")
+        if unusable:
+            # The courses' own loss check builds a model with such a word, so it is a warning;
+            # a caption or a decoding that needs the word is refused where it happens.
+            warnings.warn(f"word_to_idx has {len(self.word_to_idx)} words, so V = {self.vocab_size} and ids "
+                          f"must lie in [0, {self.vocab_size}); these can never be used: {', '.join(unusable[:5])}"
+                          + (" ..." if len(unusable) > 5 else ""), stacklevel=2)
         self._null = self.word_to_idx["<NULL>"]
         self._start = self.word_to_idx.get("<START>")
         self._end = self.word_to_idx.get("<END>")
@@ -89,14 +99,14 @@ class CaptioningRNN:
     # ------------------------------------------------------------------ setup
     def _init_params(self, rng):
         V, W, D, H = self.vocab_size, self.wordvec_dim, self.input_dim, self.hidden_dim
-        gates = 1 if self.cell_type == "rnn" else 4  # the LSTM cells stack i, f, o, g
+        gates = self.cell.gates  # 1 for the RNN; the LSTM cells stack i, f, o, g
         # The attention cell starts from h0 = c0 = mean of A, and A = features @ W_proj.
         # At the usual 1/sqrt(D) scale that summary already describes the image well
         # enough that some initialisations learn to caption from it alone and leave
         # the attention spread evenly over the grid (2 of 5 demo seeds: grounding 0).
         # At a quarter of the scale the state starts weaker and every seed learns to look
         # (docs/shapes.md, "Robust to the seed").
-        proj_scale = 0.25 if self.cell_type == "attention" else 1.0
+        proj_scale = 0.25 if self.cell.attention else 1.0
         p = {
             # small embeddings: the first steps should not saturate the cell
             "W_embed": rng.standard_normal((V, W)) / 100,
@@ -108,8 +118,8 @@ class CaptioningRNN:
             "W_vocab": rng.standard_normal((H, V)) / math.sqrt(H),
             "b_vocab": np.zeros(V),
         }
-        if self.cell_type == "attention":
-            p["Wattn"] = rng.standard_normal((H, 4 * H)) / math.sqrt(H)
+        if self.cell.attention:
+            p["Wattn"] = rng.standard_normal((H, gates * H)) / math.sqrt(H)
         return {k: v.astype(self.dtype) for k, v in p.items()}
 
     @property
@@ -126,6 +136,21 @@ class CaptioningRNN:
     def null_id(self):
         return self._null
 
+    @property
+    def impl(self):
+        """"fast" or "reference": which implementation of the layers runs."""
+        return self._impl
+
+    @impl.setter
+    def impl(self, impl):
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+        self._impl = impl
+
+    def layers(self):
+        """The namespace of layer functions this model runs (``minicap.implementations``)."""
+        return namespace(self.impl, self.cell)
+
     # ------------------------------------------------------------------- loss
     def loss(self, features, captions):
         """Caption loss and gradients for one minibatch.
@@ -140,39 +165,32 @@ class CaptioningRNN:
         """
         features = self.check_features(features)
         captions = self._check_captions(captions, features)
-        p = self.params  # read live: gradient checkers perturb these in place
         captions = self._trim_padding(captions)
+        L = self.layers()
+        forward, backward, _ = self.cell.functions(L)
+        p = self.params  # read live: gradient checkers perturb these in place
+        cell_params = [p[name] for name in self.cell.param_names]
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]
         mask = captions_out != self._null
 
-        h0, A, proj_cache = self.project_features(features)
-        # Word embedding and the cell's input projection x @ Wx + b, as one layer
-        # (word_embedding_forward then the projection inside lstm_forward & co.
-        # compute the same thing, slower when the batch has more words than the
-        # vocabulary); the cell's loop then runs on the projected inputs a.
-        a, inputs_cache = embed_project_forward(captions_in, p["W_embed"], p["Wx"], p["b"])
-        if self.cell_type == "rnn":
-            h, cell_cache = rnn_loop_forward(a, h0, p["Wh"])
-        elif self.cell_type == "lstm":
-            h, cell_cache = lstm_loop_forward(a, h0, p["Wh"], overwrite_a=True)
-        else:
-            h, cell_cache = attention_loop_forward(a, A, p["Wh"], p["Wattn"], overwrite_a=True)
-        scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
-        loss, dscores = temporal_softmax_loss(scores, captions_out, mask)
+        # BEGIN SOLUTION
+        # Forward: the image gives the initial state (h0, or the grid A for
+        # attention), the words give their vectors, the cell runs over them,
+        # and every hidden state is scored against the vocabulary.
+        init, init_cache = self._project_features(L, features)
+        x, embed_cache = L.word_embedding_forward(captions_in, p["W_embed"])
+        h, cell_cache = forward(x, init, *cell_params)
+        scores, scores_cache = L.temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
+        loss, dscores = L.temporal_softmax_loss(scores, captions_out, mask)
 
+        # Backward: the same layers in reverse order.
         grads = {}
-        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
-        if self.cell_type == "rnn":
-            da, dh0, grads["Wh"] = rnn_loop_backward(dh, cell_cache)
-        elif self.cell_type == "lstm":
-            da, dh0, grads["Wh"] = lstm_loop_backward(dh, cell_cache)
-        else:
-            da, dA, grads["Wh"], grads["Wattn"] = attention_loop_backward(dh, cell_cache)
-        grads["W_embed"], grads["Wx"], grads["b"] = embed_project_backward(da, inputs_cache)
-        if self.cell_type == "attention":
-            grads["W_proj"], grads["b_proj"] = self._projection_backward_grid(dA, proj_cache)
-        else:
-            _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
+        dh, grads["W_vocab"], grads["b_vocab"] = L.temporal_affine_backward(dscores, scores_cache)
+        dx, dinit, *dcell = backward(dh, cell_cache)
+        grads.update(zip(self.cell.param_names, dcell))
+        grads["W_embed"] = L.word_embedding_backward(dx, embed_cache)
+        grads["W_proj"], grads["b_proj"] = self._project_features_backward(L, dinit, init_cache)
+        # END SOLUTION
         return loss, grads
 
     def _trim_padding(self, captions):
@@ -188,32 +206,41 @@ class CaptioningRNN:
         last = int(xp.flatnonzero(used)[-1]) + 2 if bool(used.any()) else 2  # keep T >= 1
         return captions[:, :last]
 
-    def project_features(self, features):
-        """(h0, A, cache): h0 (N, H) for rnn/lstm, or the projected grid A
-        (N, H, Hs, Ws) for attention (the other is None), and the cache for
-        the backward. Decoding starts from the same projection."""
+    def _project_features(self, L, features):
+        """The cell's initial input from the image, and a cache: h0 (N, H) =
+        features @ W_proj + b_proj, or for an attention cell the grid A
+        (N, H, Hs, Ws), the same affine map at every location."""
         p = self.params
-        if self.cell_type != "attention":
-            h0, cache = affine_forward(features, p["W_proj"], p["b_proj"])
-            return h0, None, cache
+        if not self.cell.attention:
+            return L.affine_forward(features, p["W_proj"], p["b_proj"])
         N, D, Hs, Ws = features.shape
-        # The same affine map at every location: view the grid as a sequence
-        # of L = Hs * Ws feature vectors and reuse the temporal affine layer.
+        # View the grid as a sequence of L = Hs * Ws feature vectors and reuse the temporal affine layer.
         seq = features.reshape(N, D, Hs * Ws).transpose(0, 2, 1)  # (N, L, D)
-        out, _ = temporal_affine_forward(seq, p["W_proj"], p["b_proj"])
+        out, cache = L.temporal_affine_forward(seq, p["W_proj"], p["b_proj"])
         A = out.transpose(0, 2, 1).reshape(N, self.hidden_dim, Hs, Ws)
-        return None, A, seq
+        return A, cache
 
-    def _projection_backward_grid(self, dA, seq):
-        """dW_proj, db_proj of the grid projection, from dA (N, H, Hs, Ws) and seq (N, L, D).
+    def _project_features_backward(self, L, dinit, cache):
+        """dW_proj, db_proj from dh0 (N, H) or dA (N, H, Hs, Ws). The features'
+        own gradient is computed by the layer and not needed."""
+        if not self.cell.attention:
+            _, dW_proj, db_proj = L.affine_backward(dinit, cache)
+            return dW_proj, db_proj
+        N, H = dinit.shape[:2]
+        dout = dinit.reshape(N, H, -1).transpose(0, 2, 1)  # (N, L, H)
+        _, dW_proj, db_proj = L.temporal_affine_backward(dout, cache)
+        return dW_proj, db_proj
 
-        Written out rather than through temporal_affine_backward, which would
-        also form the features' gradient (N, L, D): nothing needs it, and at
-        COCO sizes it is a product as large as the projection itself.
-        """
-        N, H = dA.shape[:2]
-        dout = dA.reshape(N, H, -1).transpose(0, 2, 1).reshape(-1, H)  # (N*L, H)
-        return seq.reshape(-1, seq.shape[2]).T @ dout, dout.sum(axis=0)
+    def initial_state(self, features):
+        """(h, c, A) at t = 0 for decoding, with the layers of ``impl``: c is
+        None for a cell without memory, A None without attention."""
+        L = self.layers()
+        init, _ = self._project_features(L, features)
+        if self.cell.attention:  # h0 = c0 = mean of A over the locations
+            h0 = init.mean(axis=(2, 3))
+            return h0, h0.copy(), init
+        c0 = get_array_module(init).zeros_like(init) if self.cell.memory else None
+        return init, c0, None
 
     # --------------------------------------------------------------- decoding
     def sample(self, features, max_length=30, return_attention=False):
@@ -222,7 +249,7 @@ class CaptioningRNN:
         With ``return_attention=True`` (attention cell only) also returns the
         attention weights of every generated word, (N, max_length, Hs, Ws).
         """
-        if return_attention and self.cell_type != "attention":
+        if return_attention and not self.cell.attention:
             raise ValueError("return_attention=True needs cell_type='attention'")
         features = self.check_features(features)
         captions, attention = decoding.greedy(self, features, max_length)
@@ -241,8 +268,9 @@ class CaptioningRNN:
         where the model looked when it produced word t. Use it to ground
         beam-search captions, which do not carry attention themselves.
         """
-        if self.cell_type != "attention":
-            raise ValueError("attention_for needs cell_type='attention'")
+        if not self.cell.attention:
+            raise ValueError(f"attention_for needs an attention cell such as cell_type='attention', "
+                             f"not {self.cell_type!r}")
         features = self.check_features(features)
         # the same checks as loss(): an out-of-range id would wrap around silently on CuPy
         captions = self._check_captions(captions, features, shifted=False)
@@ -253,7 +281,16 @@ class CaptioningRNN:
         missing = [w for w, i in (("<START>", self._start), ("<END>", self._end)) if i is None]
         if missing:
             raise ValueError(f"decoding needs {' and '.join(missing)} in word_to_idx")
+        for word, idx in (("<NULL>", self._null), ("<START>", self._start), ("<END>", self._end)):
+            if idx >= self.vocab_size:
+                raise ValueError(f"decoding needs {word} inside the vocabulary, but its id {idx} is not "
+                                 f"below V = len(word_to_idx) = {self.vocab_size}")
         return self._null, self._start, self._end
+
+    def never_generated(self):
+        """Ids the decoders never emit: <NULL>, <START>, and ids below V without a word."""
+        null, start, _ = self.decoding_ids()
+        return [null, start] + [i for i, word in enumerate(self.idx_to_word) if word is None]
 
     # ---------------------------------------------------------- input checks
     def check_features(self, features):
@@ -264,8 +301,8 @@ class CaptioningRNN:
             raise ValueError(
                 f"features are on '{device_of(features)}' but the model is on '{self.device}'; "
                 f"move them with minicap.backend.to_device(features, '{self.device}')")
-        expected = "(N, D)" if self.cell_type != "attention" else "(N, D, Hs, Ws)"
-        rank = 2 if self.cell_type != "attention" else 4
+        expected = "(N, D, Hs, Ws)" if self.cell.attention else "(N, D)"
+        rank = 4 if self.cell.attention else 2
         if features.ndim != rank or features.shape[1] != self.input_dim or 0 in features.shape[2:]:
             raise ValueError(
                 f"features must have shape {expected} with D = input_dim = {self.input_dim} "
@@ -300,7 +337,11 @@ class CaptioningRNN:
         # CuPy would wrap an out-of-range id silently; one sync per batch to rule it out.
         lo, hi = int(captions.min()), int(captions.max())
         if lo < 0 or hi >= self.vocab_size:
-            raise ValueError(f"caption ids must lie in [0, {self.vocab_size}), found ids in [{lo}, {hi}]")
+            bad = lo if lo < 0 else hi
+            word = next((w for w, i in self.word_to_idx.items() if i == bad), None)
+            raise ValueError(
+                f"caption ids must lie in [0, {self.vocab_size}) (V = len(word_to_idx)), found id {bad}"
+                + (f" ({word!r})" if word is not None else "") + f"; the ids range over [{lo}, {hi}]")
         return captions
 
     # ------------------------------------------------------------ persistence

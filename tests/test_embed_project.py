@@ -1,4 +1,4 @@
-"""The fused embedding + input projection (minicap/layers/embed_project.py).
+"""The fused embedding + input projection (minicap/kernels/embed_project.py).
 
 Its gradient checks are in the shared layer cases (both routes); here: the two
 routes agree with each other and with the two public layers they replace, the
@@ -8,14 +8,8 @@ default route is the cheaper one, and bad inputs are refused with a message.
 import numpy as np
 import pytest
 
-from minicap.layers import (
-    embed_project_backward,
-    embed_project_forward,
-    lstm_backward,
-    lstm_forward,
-    word_embedding_backward,
-    word_embedding_forward,
-)
+from minicap.kernels import embed_project_backward, embed_project_forward
+from minicap.layers import lstm_backward, lstm_forward, word_embedding_backward, word_embedding_forward
 
 
 def _inputs(rng, N=3, T=4, V=6, W=5, G=8, dtype=np.float64):
@@ -57,10 +51,10 @@ def test_routes_agree_in_float32(rng):
         np.testing.assert_allclose(g_fold, g_plain, rtol=1e-4, atol=1e-4)
 
 
-def test_model_path_equals_the_public_sequence_layers(rng):
-    # The model runs embed_project + lstm_loop; the coursework path is
+def test_fold_and_loop_equal_the_course_layers(rng):
+    # The fast kernels run embed_project + lstm_loop; the course path is
     # word_embedding + lstm_forward. Same gradients for every parameter.
-    from minicap.layers import lstm_loop_backward, lstm_loop_forward
+    from minicap.kernels import lstm_loop_backward, lstm_loop_forward
 
     N, T, V, W, H = 3, 5, 7, 4, 3
     ids, W_embed, Wx, b = _inputs(rng, N, T, V, W, 4 * H)
@@ -90,7 +84,7 @@ def test_default_route_is_the_cheaper_one(rng):
 
 
 def test_loop_forward_leaves_its_input_alone_unless_told(rng):
-    from minicap.layers import lstm_loop_forward
+    from minicap.kernels import lstm_loop_forward
 
     a = rng.standard_normal((4, 2, 12))
     before = a.copy()

@@ -25,13 +25,14 @@ import pathlib
 import numpy as np
 import pytest
 
+import minicap.kernels
 import minicap.layers
 from minicap import backend
 from minicap.backend import get_array_module
-from minicap.layers import temporal_softmax_loss
 from test_layers_cases import CASE_IDS, CASES
 
 LAYERS_DIR = pathlib.Path(minicap.layers.__file__).parent
+KERNELS_DIR = pathlib.Path(minicap.kernels.__file__).parent
 # dtype names are host-side constants that CuPy shares with NumPy.
 ALLOWED_NUMPY = {"float16", "float32", "float64", "int32", "int64", "bool_", "dtype"}
 
@@ -78,7 +79,8 @@ def numpy_violations(source):
     return found
 
 
-@pytest.mark.parametrize("path", sorted(LAYERS_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(LAYERS_DIR.glob("*.py")) + sorted(KERNELS_DIR.glob("*.py")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_layer_modules_use_numpy_only_for_dtype_names(path):
     assert numpy_violations(path.read_text()) == []
 
@@ -309,7 +311,9 @@ def test_layer_runs_on_device_arrays(case, device, rng):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
 
 
-def test_loss_runs_on_device_arrays(device, rng):
+@pytest.mark.parametrize("temporal_softmax_loss", [minicap.layers.temporal_softmax_loss,
+                                                   minicap.kernels.temporal_softmax_loss], ids=["layers", "kernels"])
+def test_loss_runs_on_device_arrays(device, rng, temporal_softmax_loss):
     x, y = rng.standard_normal((2, 3, 4)), rng.integers(0, 4, (2, 3))
     mask = rng.random((2, 3)) < 0.5
     loss, dx = temporal_softmax_loss(x, y, mask)

@@ -6,11 +6,13 @@ call the backward. The tests in this file check that the registry covers every
 public layer, so a new layer cannot slip past the gradient checks.
 """
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+import minicap.kernels as K
 import minicap.layers as L
 
 # Small default sizes: gradient checks cost two forwards per input element.
@@ -27,6 +29,10 @@ class Case:
     forward: Callable  # the layer functions under test, for the coverage check
     backward: Callable
     sequence: bool = False  # many steps: gradient checks are allowed 1e-6
+    names: tuple = ()  # the inputs' names, when they are not the forward's parameters
+
+    def input_names(self):
+        return self.names or tuple(inspect.signature(self.forward).parameters)
 
     def inputs(self, rng, dims=None, dtype=np.float64):
         return self.make(rng, {**DIMS, **(dims or {})}, dtype)
@@ -139,46 +145,94 @@ def _one_grad_out(backward):
     return lambda douts, cache: backward(douts[0], cache)
 
 
-CASES = [
-    Case("affine", _make_affine, _outputs(L.affine_forward), _one_grad_out(L.affine_backward), (0, 1, 2),
-         L.affine_forward, L.affine_backward),
-    Case("temporal_affine", _make_temporal_affine, _outputs(L.temporal_affine_forward),
-         _one_grad_out(L.temporal_affine_backward), (0, 1, 2), L.temporal_affine_forward, L.temporal_affine_backward),
-    Case("word_embedding", _make_embedding, _outputs(L.word_embedding_forward),
-         lambda douts, cache: (L.word_embedding_backward(douts[0], cache),), (1,),
-         L.word_embedding_forward, L.word_embedding_backward),
+def _cases(L, prefix=""):
+    """The cases of every function both namespaces share, with names ``prefix + layer``."""
+    return [
+        Case(prefix + "affine", _make_affine, _outputs(L.affine_forward), _one_grad_out(L.affine_backward),
+             (0, 1, 2), L.affine_forward, L.affine_backward),
+        Case(prefix + "temporal_affine", _make_temporal_affine, _outputs(L.temporal_affine_forward),
+             _one_grad_out(L.temporal_affine_backward), (0, 1, 2), L.temporal_affine_forward,
+             L.temporal_affine_backward),
+        Case(prefix + "word_embedding", _make_embedding, _outputs(_looked_up(L.word_embedding_forward)),
+             lambda douts, cache: (L.word_embedding_backward(douts[0], cache),), (1,),
+             L.word_embedding_forward, L.word_embedding_backward),
+        Case(prefix + "rnn_step", _make_rnn_step, _outputs(L.rnn_step_forward), _one_grad_out(L.rnn_step_backward),
+             (0, 1, 2, 3, 4), L.rnn_step_forward, L.rnn_step_backward),
+        Case(prefix + "rnn", _make_rnn, _outputs(L.rnn_forward), _one_grad_out(L.rnn_backward), (0, 1, 2, 3, 4),
+             L.rnn_forward, L.rnn_backward, sequence=True),
+        Case(prefix + "lstm_step", _make_lstm_step, _outputs(L.lstm_step_forward, (0, 1)),
+             lambda douts, cache: L.lstm_step_backward(*douts, cache), (0, 1, 2, 3, 4, 5),
+             L.lstm_step_forward, L.lstm_step_backward),
+        Case(prefix + "lstm", _make_lstm, _outputs(L.lstm_forward), _one_grad_out(L.lstm_backward),
+             (0, 1, 2, 3, 4), L.lstm_forward, L.lstm_backward, sequence=True),
+        Case(prefix + "dot_product_attention", _make_dot_attention, _outputs(L.dot_product_attention_forward),
+             _one_grad_out(L.dot_product_attention_backward), (0, 1),
+             L.dot_product_attention_forward, L.dot_product_attention_backward),
+        Case(prefix + "attention_lstm_step", _make_attention_step, _outputs(L.attention_lstm_step_forward, (0, 1)),
+             lambda douts, cache: L.attention_lstm_step_backward(*douts, cache), tuple(range(8)),
+             L.attention_lstm_step_forward, L.attention_lstm_step_backward),
+        Case(prefix + "attention", _make_attention, _outputs(L.attention_forward),
+             _one_grad_out(L.attention_backward), tuple(range(6)), L.attention_forward, L.attention_backward,
+             sequence=True),
+    ]
+
+
+def _looked_up(forward):
+    """The kernels' embedding returns a WordVectors (the lookup deferred); gather it."""
+    def run(*args):
+        out, cache = forward(*args)
+        return (out.lookup() if isinstance(out, K.WordVectors) else out), cache
+    return run
+
+
+def _words_then(sequence_forward, sequence_backward):
+    """The kernels' embedding feeding a sequence kernel, which projects the ids and
+    table itself (the fold): inputs ids, W_embed, then the sequence's other inputs."""
+    def run(ids, W_embed, *rest):
+        x, embed_cache = K.word_embedding_forward(ids, W_embed)
+        h, cache = sequence_forward(x, *rest)
+        return (h,), (embed_cache, cache)
+
+    def back(douts, caches):
+        embed_cache, cache = caches
+        dx, *grads = sequence_backward(douts[0], cache)
+        return (K.word_embedding_backward(dx, embed_cache), *grads)
+    return run, back
+
+
+def _make_words(make):
+    """Inputs of ``make`` with x (N, T, D) replaced by ids (N, T) and a table (V, D)."""
+    def words(rng, d, dt):
+        x, *rest = make(rng, d, dt)
+        N, T, D = x.shape
+        return [rng.integers(0, min(d["V"], 3), size=(N, T)), _normal(rng, (d["V"], D), dt), *rest]
+    return words
+
+
+COURSE_CASES = _cases(L)
+KERNEL_CASES = _cases(K, "kernels.") + [
     # The fused layer's two routes are separate cases: the default picks one by size.
-    Case("embed_project_folded", _make_embed_project, _with(L.embed_project_forward, fold=True),
-         _one_grad_out(L.embed_project_backward), (1, 2, 3), L.embed_project_forward, L.embed_project_backward),
-    Case("embed_project_unfolded", _make_embed_project, _with(L.embed_project_forward, fold=False),
-         _one_grad_out(L.embed_project_backward), (1, 2, 3), L.embed_project_forward, L.embed_project_backward),
-    Case("rnn_step", _make_rnn_step, _outputs(L.rnn_step_forward), _one_grad_out(L.rnn_step_backward),
-         (0, 1, 2, 3, 4), L.rnn_step_forward, L.rnn_step_backward),
-    Case("rnn", _make_rnn, _outputs(L.rnn_forward), _one_grad_out(L.rnn_backward), (0, 1, 2, 3, 4),
-         L.rnn_forward, L.rnn_backward, sequence=True),
-    Case("rnn_loop", _make_rnn_loop, _outputs(L.rnn_loop_forward), _one_grad_out(L.rnn_loop_backward), (0, 1, 2),
-         L.rnn_loop_forward, L.rnn_loop_backward, sequence=True),
-    Case("lstm_step", _make_lstm_step, _outputs(L.lstm_step_forward, (0, 1)),
-         lambda douts, cache: L.lstm_step_backward(*douts, cache), (0, 1, 2, 3, 4, 5),
-         L.lstm_step_forward, L.lstm_step_backward),
-    Case("lstm", _make_lstm, _outputs(L.lstm_forward), _one_grad_out(L.lstm_backward), (0, 1, 2, 3, 4),
-         L.lstm_forward, L.lstm_backward, sequence=True),
-    Case("lstm_loop", _make_lstm_loop, _outputs(L.lstm_loop_forward), _one_grad_out(L.lstm_loop_backward),
-         (0, 1, 2), L.lstm_loop_forward, L.lstm_loop_backward, sequence=True),
-    Case("dot_product_attention", _make_dot_attention,
-         _outputs(L.dot_product_attention_forward),
-         _one_grad_out(L.dot_product_attention_backward), (0, 1),
-         L.dot_product_attention_forward, L.dot_product_attention_backward),
-    Case("attention_lstm_step", _make_attention_step,
-         _outputs(L.attention_lstm_step_forward, (0, 1)),
-         lambda douts, cache: L.attention_lstm_step_backward(*douts, cache), tuple(range(8)),
-         L.attention_lstm_step_forward, L.attention_lstm_step_backward),
-    Case("attention", _make_attention, _outputs(L.attention_forward), _one_grad_out(L.attention_backward),
-         tuple(range(6)), L.attention_forward, L.attention_backward, sequence=True),
-    Case("attention_loop", _make_attention_loop, _outputs(L.attention_loop_forward),
-         _one_grad_out(L.attention_loop_backward), (0, 1, 2, 3), L.attention_loop_forward,
-         L.attention_loop_backward, sequence=True),
+    Case("kernels.embed_project_folded", _make_embed_project, _with(K.embed_project_forward, fold=True),
+         _one_grad_out(K.embed_project_backward), (1, 2, 3), K.embed_project_forward, K.embed_project_backward),
+    Case("kernels.embed_project_unfolded", _make_embed_project, _with(K.embed_project_forward, fold=False),
+         _one_grad_out(K.embed_project_backward), (1, 2, 3), K.embed_project_forward, K.embed_project_backward),
+    Case("kernels.rnn_loop", _make_rnn_loop, _outputs(K.rnn_loop_forward), _one_grad_out(K.rnn_loop_backward),
+         (0, 1, 2), K.rnn_loop_forward, K.rnn_loop_backward, sequence=True),
+    Case("kernels.lstm_loop", _make_lstm_loop, _outputs(K.lstm_loop_forward), _one_grad_out(K.lstm_loop_backward),
+         (0, 1, 2), K.lstm_loop_forward, K.lstm_loop_backward, sequence=True),
+    Case("kernels.attention_loop", _make_attention_loop, _outputs(K.attention_loop_forward),
+         _one_grad_out(K.attention_loop_backward), (0, 1, 2, 3), K.attention_loop_forward,
+         K.attention_loop_backward, sequence=True),
+] + [
+    Case(f"kernels.words_{name}", _make_words(make), *_words_then(fwd, bwd), wrt, fwd, bwd, sequence=True,
+         names=("ids", "W_embed") + tuple(inspect.signature(fwd).parameters)[1:])
+    for name, make, fwd, bwd, wrt in [
+        ("rnn", _make_rnn, K.rnn_forward, K.rnn_backward, (1, 2, 3, 4, 5)),
+        ("lstm", _make_lstm, K.lstm_forward, K.lstm_backward, (1, 2, 3, 4, 5)),
+        ("attention", _make_attention, K.attention_forward, K.attention_backward, tuple(range(1, 7))),
+    ]
 ]
+CASES = COURSE_CASES + KERNEL_CASES
 CASE_IDS = [c.name for c in CASES]
 
 
@@ -187,8 +241,10 @@ def to_xp(xp, arrays):
 
 
 def test_every_public_layer_has_a_case():
-    covered = {f.__name__ for c in CASES for f in (c.forward, c.backward)} | {"temporal_softmax_loss"}
-    assert covered == set(L.__all__)
+    for namespace, cases in ((L, COURSE_CASES), (K, KERNEL_CASES)):
+        covered = {f.__name__ for c in cases for f in (c.forward, c.backward)} | {"temporal_softmax_loss"}
+        public = {name for name in namespace.__all__ if name[0].islower()}
+        assert covered == public, namespace.__name__
 
 
 def test_cases_return_one_grad_per_wrt_input(rng):

@@ -5,22 +5,21 @@ import re
 import numpy as np
 import pytest
 
+from minicap.kernels import attention_loop_forward, lstm_loop_forward, rnn_loop_forward
 from minicap.layers import (
     affine_forward,
     attention_forward,
-    attention_loop_forward,
     attention_lstm_step_forward,
     dot_product_attention_forward,
     lstm_forward,
-    lstm_loop_forward,
     lstm_step_forward,
     rnn_forward,
-    rnn_loop_forward,
     rnn_step_forward,
     temporal_affine_forward,
     temporal_softmax_loss,
     word_embedding_forward,
 )
+from test_layers_cases import CASE_IDS, CASES
 
 N, T, D, H = 2, 5, 4, 3
 z = np.zeros
@@ -142,3 +141,34 @@ def test_fully_masked_batch_has_a_zero_loss_and_gradient():
     loss, dx = temporal_softmax_loss(x, y, np.zeros((N, T), dtype=bool))
     assert float(loss) == 0.0 and not np.signbit(loss)  # printed as 0.0, not -0.0
     assert not dx.any()
+
+
+# --- upstream gradients: a backward refuses a dout of the wrong shape -----------
+
+def _wrong_shapes(shape):
+    """Shapes a slip could give instead of ``shape``: axes swapped, a size-1 axis that
+    would broadcast, one axis too few, a scalar."""
+    wrong = [shape[::-1], shape[:-1], ()]
+    if len(shape) >= 2:
+        wrong.append((1,) + shape[1:])
+        wrong.append(shape[:-1] + (1,))
+    return [w for w in wrong if w != shape]
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_every_backward_refuses_an_upstream_gradient_of_another_shape(case, rng):
+    outs, cache = case.run(*case.inputs(rng, {"N": 2, "T": 3, "H": 4}))
+    for k, out in enumerate(outs):
+        for shape in _wrong_shapes(tuple(out.shape)):
+            douts = [np.ones_like(o) for o in outs]
+            douts[k] = np.ones(shape)
+            with pytest.raises(ValueError, match=r"must have shape .*the shape of .* got"):
+                case.back(tuple(douts), cache)
+
+
+def test_upstream_gradient_message_names_both_shapes():
+    x, w, b = np.zeros((3, 5, 4)), np.zeros((4, 6)), np.zeros(6)
+    _, cache = temporal_affine_forward(x, w, b)
+    from minicap.layers import temporal_affine_backward
+    _raises(temporal_affine_backward, np.zeros((5, 3, 6)), cache,
+            match="dout must have shape (3, 5, 6), the shape of out from the forward, got (5, 3, 6)")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicap.layers import (
+from minicap.kernels import (
     lstm_backward,
     lstm_forward,
     temporal_softmax_loss,

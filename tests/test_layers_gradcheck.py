@@ -18,7 +18,7 @@ from minicap.layers import temporal_softmax_loss
 from test_layers_cases import CASES, to_xp
 
 PAIRS = [(case, i) for case in CASES for i in case.wrt]
-PAIR_IDS = [f"{case.name}-{list(inspect.signature(case.forward).parameters)[i]}" for case, i in PAIRS]
+PAIR_IDS = [f"{case.name}-{case.input_names()[i]}" for case, i in PAIRS]
 
 
 def _flat_outputs(xp, outs):

@@ -7,6 +7,7 @@ import pytest
 
 from minicap import CaptioningRNN
 from minicap.backend import to_device, to_numpy
+from minicap.data import decode_captions
 from minicap.gradcheck import eval_numerical_gradient, rel_error
 from minicap.model import CheckpointError
 
@@ -62,13 +63,57 @@ def test_bad_cell_type_and_vocab():
 
 
 def test_cs231n_vocab_needs_only_null():
-    m = CaptioningRNN({"<NULL>": 0, "cat": 2, "dog": 3}, input_dim=4, wordvec_dim=3, hidden_dim=5, dtype=np.float64)
+    with pytest.warns(UserWarning, match=r"V = 3 .*'dog' \(id 3\)"):
+        m = CaptioningRNN({"<NULL>": 0, "cat": 2, "dog": 3}, input_dim=4, wordvec_dim=3, hidden_dim=5,
+                          dtype=np.float64)
+    assert m.vocab_size == 3  # len(word_to_idx), as in both courses
     features = np.ones((2, 4))
-    captions = np.array([[0, 2, 3], [3, 2, 0]])
-    loss, grads = m.loss(features, captions)
+    loss, grads = m.loss(features, np.array([[0, 2, 1], [1, 2, 0]]))
     assert math.isfinite(float(loss)) and set(grads) == set(m.params)
+    with pytest.raises(ValueError, match=r"\[0, 3\) \(V = len\(word_to_idx\)\), found id 3 \('dog'\)"):
+        m.loss(features, np.array([[0, 2, 3], [3, 2, 0]]))
     with pytest.raises(ValueError, match="<START> and <END>"):
         m.sample(features)
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("cell, features_range, expected", [
+    ("rnn", (-1.5, 0.3), 9.83235591003),
+    ("lstm", (-0.5, 1.7), 9.82445935443),
+])
+def test_cs231n_published_model_loss(impl, cell, features_range, expected):
+    """The CS231n notebooks' CaptioningRNN loss check, as published (V = len(word_to_idx) = 3)."""
+    N, D, W, H, T = 10, 20, 30, 40, 13
+    word_to_idx = {"<NULL>": 0, "cat": 2, "dog": 3}
+    with pytest.warns(UserWarning):
+        model = CaptioningRNN(word_to_idx, input_dim=D, wordvec_dim=W, hidden_dim=H, cell_type=cell,
+                              dtype=np.float64, impl=impl)
+    for k, v in model.params.items():
+        model.params[k] = np.linspace(-1.4, 1.3, num=v.size).reshape(*v.shape)
+    features = np.linspace(*features_range, num=N * D).reshape(N, D)
+    captions = (np.arange(N * T, dtype=np.int32) % len(word_to_idx)).reshape(N, T)
+    loss, _ = model.loss(features, captions)
+    assert abs(float(loss) - expected) < 1e-9
+
+
+def test_a_vocabulary_with_gaps_never_decodes_a_missing_id(rng):
+    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 9, "b": 3, "c": 5}  # V = 6: ids 4 and 9 have no use
+    with pytest.warns(UserWarning, match=r"'a' \(id 9\)"):
+        m = CaptioningRNN(vocab, input_dim=4, wordvec_dim=3, hidden_dim=5, dtype=np.float64)
+    assert m.vocab_size == 6 and m.idx_to_word[4] is None
+    m.params["b_vocab"][4] = 100.0  # the untrained model would pick id 4 every time
+    features = rng.standard_normal((3, 4))
+    for captions in (m.sample(features, max_length=6), m.beam_search(features, beam_size=2, max_length=6)):
+        assert not np.isin(captions, [1, 4]).any()
+        decode_captions(captions, m.idx_to_word)  # every emitted id has a word
+
+
+def test_a_huge_id_is_out_of_range_not_a_memory_error():
+    with pytest.warns(UserWarning, match=r"'w' \(id 1000000000\)"):
+        m = CaptioningRNN({"<NULL>": 0, "w": 10**9}, input_dim=2, wordvec_dim=2, hidden_dim=2)
+    assert m.params["W_embed"].shape == (2, 2)
+    with pytest.raises(ValueError, match=r"found id 1000000000 \('w'\)"):
+        m.loss(np.ones((1, 2)), np.array([[0, 10**9]]))
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -315,7 +360,7 @@ def test_attention_for_checks_the_captions(rng):
     model = small_model("attention")
     features, _ = make_inputs("attention", rng, N=2)
     # an out-of-range id raised IndexError on NumPy and would wrap around silently on CuPy
-    with pytest.raises(ValueError, match=r"caption ids must lie in \[0, 7\), found ids in \[2, 9\]"):
+    with pytest.raises(ValueError, match=r"caption ids must lie in \[0, 7\) .*found id 9; the ids range over \[2, 9\]"):
         model.attention_for(features, np.array([[4, 9], [5, 2]]))
     with pytest.raises(ValueError, match="integer word ids"):
         model.attention_for(features, np.array([[4.0, 2.0], [5.0, 2.0]]))

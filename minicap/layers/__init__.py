@@ -1,27 +1,33 @@
-"""Every layer of minicap as a pair of plain functions.
+"""The course: every layer of minicap as a pair of plain functions.
 
 ``*_forward(inputs...) -> (out, cache)`` and ``*_backward(dout, cache) -> grads``,
-grads in the order of the forward's inputs; names and return conventions are
-the CS231n / EECS 498 captioning ones. A backward never modifies its cache, its
-upstream gradient or the forward's inputs. Each layer takes its array module
-(NumPy or CuPy) from its inputs. Conventions and derivations: docs/conventions.md
-and docs/layers.md.
+grads in the order of the forward's inputs; names, signatures and return
+conventions are the CS231n / EECS 498 captioning ones. These files are written
+the way the math reads, to be read and re-implemented: named gates, one
+gradient per line, sequences that loop over their step function. A backward
+never modifies its cache, its upstream gradient or the forward's inputs, and
+checks that its upstream gradient has the shape its forward produced. Each layer
+takes its array module (NumPy or CuPy) from its inputs. Derivations:
+docs/layers.md.
 
-Where things live:
+``minicap.kernels`` holds the fast versions of the same functions (time-major
+buffers, in-place cells, batched projections), proven equal to these by the
+tests; ``CaptioningRNN(impl="reference")`` trains with the functions here.
 
-- ``affine``          affine_forward/backward, temporal_affine_forward/backward
+Where things live (one idea per file, in the order the courses meet them):
+
+- ``rnn``             rnn_step_forward/backward, rnn_forward/backward
 - ``embedding``       word_embedding_forward/backward
-- ``embed_project``   embed_project_forward/backward: the embedding and a cell's input
-                      projection as one layer, which the model uses with the ``*_loop`` functions
-- ``rnn``             rnn_step_forward/backward, rnn_forward/backward, rnn_loop_forward/backward
-- ``lstm``            lstm_step_forward/backward, lstm_forward/backward, lstm_loop_forward/backward,
-                      the shared gate cell
-- ``attention``       dot_product_attention_forward/backward
-- ``attention_lstm``  attention_lstm_step_forward/backward, attention_forward/backward,
-                      attention_loop_forward/backward
+- ``affine``          affine_forward/backward, temporal_affine_forward/backward
 - ``loss``            temporal_softmax_loss
-- ``_through_time``   the batched input projection and weight gradients of the sequences
+- ``lstm``            sigmoid, lstm_step_forward/backward, lstm_forward/backward
+- ``attention``       softmax, dot_product_attention_forward/backward
+- ``attention_lstm``  attention_lstm_step_forward/backward, attention_forward/backward
 - ``_checks``         shape and dtype validation with errors that name the argument
+
+The body of every exercise function sits between ``# BEGIN SOLUTION`` and
+``# END SOLUTION`` (nbgrader's markers, docs/teaching.md): the lines a
+student writes. The checks above a region stay in the student's copy.
 """
 
 from .affine import affine_backward, affine_forward, temporal_affine_backward, temporal_affine_forward
@@ -29,23 +35,13 @@ from .attention import dot_product_attention_backward, dot_product_attention_for
 from .attention_lstm import (
     attention_backward,
     attention_forward,
-    attention_loop_backward,
-    attention_loop_forward,
     attention_lstm_step_backward,
     attention_lstm_step_forward,
 )
-from .embed_project import embed_project_backward, embed_project_forward
 from .embedding import word_embedding_backward, word_embedding_forward
 from .loss import temporal_softmax_loss
-from .lstm import (
-    lstm_backward,
-    lstm_forward,
-    lstm_loop_backward,
-    lstm_loop_forward,
-    lstm_step_backward,
-    lstm_step_forward,
-)
-from .rnn import rnn_backward, rnn_forward, rnn_loop_backward, rnn_loop_forward, rnn_step_backward, rnn_step_forward
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 
 __all__ = [
     "affine_forward",
@@ -54,27 +50,19 @@ __all__ = [
     "temporal_affine_backward",
     "word_embedding_forward",
     "word_embedding_backward",
-    "embed_project_forward",
-    "embed_project_backward",
     "rnn_step_forward",
     "rnn_step_backward",
     "rnn_forward",
     "rnn_backward",
-    "rnn_loop_forward",
-    "rnn_loop_backward",
     "lstm_step_forward",
     "lstm_step_backward",
     "lstm_forward",
     "lstm_backward",
-    "lstm_loop_forward",
-    "lstm_loop_backward",
     "dot_product_attention_forward",
     "dot_product_attention_backward",
     "attention_lstm_step_forward",
     "attention_lstm_step_backward",
     "attention_forward",
     "attention_backward",
-    "attention_loop_forward",
-    "attention_loop_backward",
     "temporal_softmax_loss",
 ]

@@ -118,3 +118,21 @@ def expect_ids_below(name, ids, V, against):
         raise ValueError(
             f"{name} must hold ids in [0, {V}) to match {against}, got values in [{lo}, {hi}]"
         )
+
+
+def expect_grad(name, grad, shape, of):
+    """Raise ValueError unless the upstream gradient ``grad`` has ``shape``, the
+    shape of the forward's output ``of``.
+
+    A backward multiplies its upstream gradient elementwise with cached arrays,
+    so a gradient of another shape would broadcast (or be reshaped) without an
+    error and give silently wrong results; a (T, N, V) gradient for an (N, T, V)
+    output, for example.
+    """
+    got = getattr(grad, "shape", None)
+    if got is None:
+        raise ValueError(f"{name} must be an array of shape {tuple(shape)} (the shape of {of}), "
+                         f"got {type(grad).__name__}")
+    if tuple(got) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, the shape of {of} from the forward, "
+                         f"got {tuple(got)}")

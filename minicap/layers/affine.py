@@ -7,7 +7,7 @@ maps every hidden state of a caption to vocabulary scores. Weights are stored
 
 import math
 
-from ._checks import expect_shape, shape_of
+from ._checks import expect_grad, expect_shape, shape_of
 
 
 def affine_forward(x, w, b):
@@ -24,8 +24,11 @@ def affine_forward(x, w, b):
             f"x must have shape (N, d_1, ..., d_k) with d_1 * ... * d_k = D = {D} "
             f"to match {shape_of('w', w)}, got {shape}"
         )
+    # BEGIN SOLUTION
     out = x.reshape(x.shape[0], D) @ w + b
-    return out, (x, w)
+    cache = (x, w)
+    # END SOLUTION
+    return out, cache
 
 
 def affine_backward(dout, cache):
@@ -35,10 +38,13 @@ def affine_backward(dout, cache):
     db = sum of dout over the batch.
     """
     x, w = cache
-    x2 = x.reshape(x.shape[0], w.shape[0])
+    expect_grad("dout", dout, (x.shape[0], w.shape[1]), "out")
+    # BEGIN SOLUTION
+    X = x.reshape(x.shape[0], w.shape[0])
     dx = (dout @ w.T).reshape(x.shape)
-    dw = x2.T @ dout
+    dw = X.T @ dout
     db = dout.sum(axis=0)
+    # END SOLUTION
     return dx, dw, db
 
 
@@ -51,8 +57,11 @@ def temporal_affine_forward(x, w, b):
     H, V = expect_shape("w", w, ("H", "V"), (None, None))
     expect_shape("b", b, ("V",), (V,), match=shape_of("w", w))
     N, T, _ = expect_shape("x", x, ("N", "T", "H"), (None, None, H), match=shape_of("w", w))
+    # BEGIN SOLUTION
     out = (x.reshape(N * T, H) @ w + b).reshape(N, T, V)
-    return out, (x, w)
+    cache = (x, w)
+    # END SOLUTION
+    return out, cache
 
 
 def temporal_affine_backward(dout, cache):
@@ -64,8 +73,11 @@ def temporal_affine_backward(dout, cache):
     x, w = cache
     N, T, H = x.shape
     V = w.shape[1]
+    expect_grad("dout", dout, (N, T, V), "out")
+    # BEGIN SOLUTION
     dout2 = dout.reshape(N * T, V)
     dx = (dout2 @ w.T).reshape(N, T, H)
     dw = x.reshape(N * T, H).T @ dout2
     db = dout2.sum(axis=0)
+    # END SOLUTION
     return dx, dw, db

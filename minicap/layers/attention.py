@@ -2,8 +2,10 @@
 
 The image is a grid of L = Hs*Ws locations, each an H-vector (A, already
 projected to the hidden size). The query prev_h scores every location,
-scores = prev_h . A[:, :, l] / sqrt(H), a softmax over the L locations turns
-the scores into weights, and the context is the weighted sum of the locations.
+
+    scores[l] = prev_h . A[:, l] / sqrt(H),   weights = softmax(scores),
+    attn = sum over l of weights[l] * A[:, l].
+
 Dividing by sqrt(H) keeps the scores' spread independent of H, so the softmax
 does not saturate (and stop passing gradient) as the model grows.
 """
@@ -11,36 +13,15 @@ does not saturate (and stop passing gradient) as the model grows.
 import math
 
 from ..backend import get_array_module
-from ._checks import expect_shape, shape_of
+from ._checks import expect_grad, expect_shape, shape_of
 
 
-def softmax_rows(xp, scores):
-    """Softmax over the last axis, shifted by the row maximum so exp cannot overflow."""
+def softmax(scores):
+    """Softmax over the last axis. Shifting every score by the row's maximum
+    leaves the result unchanged and keeps exp from overflowing."""
+    xp = get_array_module(scores)
     e = xp.exp(scores - scores.max(axis=-1, keepdims=True))
-    e /= e.sum(axis=-1, keepdims=True)
-    return e
-
-
-def attend(xp, prev_h, A_flat):
-    """Context (N, H) and weights (N, L) for queries prev_h (N, H) over A_flat (N, H, L)."""
-    scale = 1.0 / math.sqrt(A_flat.shape[1])
-    scores = (prev_h[:, None, :] @ A_flat)[:, 0, :] * scale
-    weights = softmax_rows(xp, scores)
-    attn = (A_flat @ weights[:, :, None])[:, :, 0]
-    return attn, weights
-
-
-def scores_backward(dattn, A_flat, weights):
-    """Gradient of the scaled scores (N, L) from dattn (N, H).
-
-    The softmax Jacobian is diag(w) - w w^T, so applied to dw it gives
-    w * (dw - sum(w * dw)); the 1/sqrt(H) scale is applied here as well.
-    """
-    dweights = (dattn[:, None, :] @ A_flat)[:, 0, :]
-    dscores = dweights - (weights * dweights).sum(axis=1, keepdims=True)
-    dscores *= weights
-    dscores *= 1.0 / math.sqrt(A_flat.shape[1])
-    return dscores
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def dot_product_attention_forward(prev_h, A):
@@ -51,9 +32,15 @@ def dot_product_attention_forward(prev_h, A):
     """
     N, H, Hs, Ws = expect_shape("A", A, ("N", "H", "Hs", "Ws"), (None, None, None, None))
     expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=shape_of("A", A))
-    xp = get_array_module(prev_h, A)
-    attn, weights = attend(xp, prev_h, A.reshape(N, H, Hs * Ws))
-    return attn, weights.reshape(N, Hs, Ws), (prev_h, A, weights)
+    # BEGIN SOLUTION
+    A_flat = A.reshape(N, H, Hs * Ws)  # (N, H, L): one column per location
+    scores = (prev_h[:, None, :] @ A_flat)[:, 0, :] * (1.0 / math.sqrt(H))  # (N, L)
+    weights = softmax(scores)  # (N, L)
+    attn = (A_flat @ weights[:, :, None])[:, :, 0]  # (N, H)
+    attn_weights = weights.reshape(N, Hs, Ws)
+    cache = (prev_h, A, weights)
+    # END SOLUTION
+    return attn, attn_weights, cache
 
 
 def dot_product_attention_backward(dattn, cache):
@@ -63,9 +50,20 @@ def dot_product_attention_backward(dattn, cache):
     the weights) and as the keys that are scored (prev_h times dscores).
     """
     prev_h, A, weights = cache
+    expect_grad("dattn", dattn, prev_h.shape, "attn")
     N, H = prev_h.shape
+    # BEGIN SOLUTION
     A_flat = A.reshape(N, H, -1)
-    dscores = scores_backward(dattn, A_flat, weights)
+    # attn = A_flat @ weights: the values' gradient, and the weights' gradient
+    dA_values = dattn[:, :, None] * weights[:, None, :]
+    dweights = (dattn[:, None, :] @ A_flat)[:, 0, :]  # (N, L)
+    # The softmax Jacobian is diag(w) - w w^T; applied to dweights it gives
+    # w * (dweights - sum(w * dweights)). Then the 1/sqrt(H) of the scores.
+    dscores = weights * (dweights - (weights * dweights).sum(axis=1, keepdims=True))
+    dscores = dscores * (1.0 / math.sqrt(H))
+    # scores = prev_h @ A_flat / sqrt(H): the query's gradient and the keys' gradient
     dprev_h = (A_flat @ dscores[:, :, None])[:, :, 0]
-    dA = dattn[:, :, None] * weights[:, None, :] + prev_h[:, :, None] * dscores[:, None, :]
-    return dprev_h, dA.reshape(A.shape)
+    dA_keys = prev_h[:, :, None] * dscores[:, None, :]
+    dA = (dA_values + dA_keys).reshape(A.shape)
+    # END SOLUTION
+    return dprev_h, dA

@@ -1,7 +1,7 @@
 """Word embedding: integer word ids to learned vectors by table lookup."""
 
-from ..backend import scatter_rows
-from ._checks import expect_ids_below, expect_int, expect_shape, shape_of
+from ..backend import get_array_module, scatter_add
+from ._checks import expect_grad, expect_ids_below, expect_int, expect_shape, shape_of
 
 
 def word_embedding_forward(x, W):
@@ -15,16 +15,25 @@ def word_embedding_forward(x, W):
     expect_shape("x", x, ("N", "T"), (None, None))
     expect_int("x", x, "word ids")
     expect_ids_below("x", x, V, shape_of("W", W))
+    # BEGIN SOLUTION
     out = W[x]
-    return out, (x, W.shape, W.dtype)
+    cache = (x, W)
+    # END SOLUTION
+    return out, cache
 
 
 def word_embedding_backward(dout, cache):
-    """dW (V, W): row v is the sum of dout over every (n, t) with x[n, t] == v.
+    """dW (V, W): row v is the sum of dout[n, t] over every (n, t) with x[n, t] == v.
 
-    dout: (N, T, W). A word repeated in the batch must collect all its
-    gradients, which ``dW[x] += dout`` would not do: it keeps one write per
-    repeated index. ``scatter_rows`` adds every row.
+    dout: (N, T, W). A word that appears twice in the batch must collect both
+    gradients. ``dW[x] += dout`` would not: with a repeated index it keeps one
+    write. ``scatter_add`` (``np.add.at``) adds every one.
     """
-    x, shape, dtype = cache
-    return scatter_rows(x, dout, shape[0], dtype)
+    x, W = cache
+    expect_grad("dout", dout, x.shape + (W.shape[1],), "out")
+    # BEGIN SOLUTION
+    xp = get_array_module(dout)
+    dW = xp.zeros(W.shape, dtype=W.dtype)
+    scatter_add(dW, x, dout)
+    # END SOLUTION
+    return dW

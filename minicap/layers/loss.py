@@ -1,6 +1,6 @@
 """The caption loss: softmax cross-entropy at every kept time step."""
 
-from ..backend import get_array_module, scatter_add
+from ..backend import get_array_module
 from ._checks import expect_float, expect_ids_below, expect_int, expect_shape, shape_of
 
 
@@ -24,30 +24,18 @@ def temporal_softmax_loss(x, y, mask):
         raise ValueError(f"mask must be boolean (e.g. captions_out != NULL), got dtype {mask.dtype}")
     expect_ids_below("y", y, V, match)
     xp = get_array_module(x, y, mask)
-
-    rows = x.reshape(N * T, V)
-    y_flat = y.reshape(N * T)
-    keep = mask.reshape(N * T) != 0
-    # One (N*T, V) buffer serves as the shifted scores, then their exponentials,
-    # then dx: the softmax and its gradient are formed in place.
-    # log p_y = s_y - log(sum exp(s)) with s = x - max(x): no exp overflow,
-    # and no log(0) when p_y underflows (log of the softmax would give -inf).
-    e = rows - rows.max(axis=1, keepdims=True)
-    s_y = xp.take_along_axis(e, y_flat[:, None], axis=1)[:, 0]
-    xp.exp(e, out=e)
-    z = e.sum(axis=1)
-    log_p = s_y - xp.log(z)
-    # where() rather than boolean indexing keeps the shapes static (boolean
-    # indexing is data-dependent and syncs on the GPU).
-    loss = xp.where(keep, -log_p, 0).sum() / N  # not -(sum): an all-masked batch gives 0.0, not -0.0
-
-    # d(-log p_y)/dx = (p - onehot(y)) * scale, scale = 1/N on kept rows and 0 on
-    # masked ones. p * scale = e * (scale / z) is one pass over the buffer; the
-    # one-hot part touches one element per row, so it is a scatter of N*T values
-    # (no index repeats) instead of a (N*T, V) comparison.
-    scale = xp.where(keep, 1.0 / N, 0.0).astype(x.dtype)
-    dx = e
-    dx *= (scale / z)[:, None]
-    # int64 first: an unsigned y (uint64) plus the signed arange would promote to float64.
-    scatter_add(dx.reshape(N * T * V), xp.arange(N * T) * V + y_flat.astype(xp.int64), -scale)
+    # BEGIN SOLUTION
+    scores = x.reshape(N * T, V)
+    targets = y.reshape(N * T)
+    keep = mask.reshape(N * T).astype(x.dtype)  # 1.0 where the target counts, 0.0 on padding
+    # log softmax, shifted by the row maximum: the same values, but exp cannot
+    # overflow, and log p stays finite when p itself would underflow to 0.
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    log_p_target = xp.take_along_axis(log_probs, targets[:, None], axis=1)[:, 0]
+    loss = (keep * -log_p_target).sum() / N
+    # d(-log softmax(s)[y]) / ds = softmax(s) - onehot(y), kept rows only, divided by N.
+    one_hot = xp.arange(V) == targets[:, None]
+    dx = (xp.exp(log_probs) - one_hot) * (keep / N)[:, None]
+    # END SOLUTION
     return xp.asarray(loss, dtype=x.dtype), dx.reshape(N, T, V)

@@ -1,88 +1,31 @@
-"""LSTM: one step, a whole sequence, and the gate arithmetic both share.
+"""LSTM: one step, and a whole sequence as a loop over the step.
 
-Pre-activations a (N, 4H) hold the gates side by side in the order i, f, o, g:
-i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g);
-c' = f * c + i * g, h' = o * tanh(c').
-The attention LSTM (``attention_lstm.py``) reuses the same cell.
+The pre-activation a = x @ Wx + prev_h @ Wh + b (N, 4H) holds four blocks of
+H columns side by side, in the order i, f, o, g:
 
-As in ``rnn.py``, the sequence is the batched input projection plus the loop
-(``lstm_loop_forward``), which the model calls on inputs it projects itself.
+    i = sigmoid(a_i)    input gate: how much of the candidate g to write
+    f = sigmoid(a_f)    forget gate: how much of the old cell to keep
+    o = sigmoid(a_o)    output gate: how much of the cell to show
+    g = tanh(a_g)       candidate values
+    next_c = f * prev_c + i * g
+    next_h = o * tanh(next_c)
+
+The sequence starts from h0 and c0 = 0. (``minicap.kernels.lstm`` computes the
+same thing in place and with batched products: docs/kernels.md.)
 """
 
 from ..backend import get_array_module
-from ._checks import (
-    expect_lstm_weights,
-    expect_projected_inputs,
-    expect_recurrent_weights,
-    expect_shape,
-    shape_of,
-)
-from ._through_time import (
-    batch_major,
-    project_inputs,
-    projection_backward,
-    recurrent_weight_grad,
-    states_buffer,
-    time_major,
-)
+from ._checks import expect_grad, expect_lstm_weights, expect_shape, shape_of
 
 
-def cell_forward(xp, gates, prev_c, next_c, tanh_c):
-    """Gate arithmetic of one step, in place and without temporaries.
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2.
 
-    gates: (N, 4H), holds the pre-activations a on entry and sigmoid(i, f, o),
-    tanh(g) on return; prev_c: (N, H). Writes next_c and tanh_c = tanh(next_c)
-    into the given (N, H) buffers; next_h is then o * tanh_c.
+    The two are the same function, but exp(-x) overflows (with a warning) for
+    x below about -710 in float64 (-88 in float32); tanh never does.
     """
-    H = prev_c.shape[1]
-    ifo, g = gates[:, : 3 * H], gates[:, 3 * H :]
-    # sigmoid(z) = (1 + tanh(z / 2)) / 2 cannot overflow (exp(-z) can, for
-    # z << 0), and one tanh call covers all three sigmoid gates.
-    ifo *= 0.5
-    xp.tanh(ifo, out=ifo)
-    ifo += 1.0
-    ifo *= 0.5
-    xp.tanh(g, out=g)
-    i, f = gates[:, :H], gates[:, H : 2 * H]
-    xp.multiply(f, prev_c, out=next_c)
-    xp.multiply(i, g, out=tanh_c)  # tanh_c holds i * g until the last line
-    next_c += tanh_c
-    xp.tanh(next_c, out=tanh_c)
-
-
-def cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c):
-    """Backward of ``cell_forward``: writes d(loss)/da into ``da`` (N, 4H) and dprev_c (N, H).
-
-    dnext_h, dnext_c, prev_c, tanh_c: (N, H); gates: (N, 4H) as cached.
-    With s = sigmoid(z), ds/dz = s (1 - s); with g = tanh(z), dg/dz = 1 - g^2.
-    Every product is formed in place in its slot of ``da``; dprev_c may be the
-    same buffer as dnext_c (the sequence backward reuses one), and doubles as
-    the buffer for dc until its last line.
-    """
-    H = prev_c.shape[1]
-    i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    da_i, da_f, da_o, da_g = da[:, :H], da[:, H : 2 * H], da[:, 2 * H : 3 * H], da[:, 3 * H :]
-    # c' reaches the loss directly (dnext_c) and through h' = o * tanh(c'):
-    # dc = dnext_c + dnext_h * o * (1 - tanh(c')^2), with da_g as scratch.
-    xp.multiply(tanh_c, tanh_c, out=da_g)
-    xp.subtract(1.0, da_g, out=da_g)
-    da_g *= o
-    da_g *= dnext_h
-    dc = xp.add(dnext_c, da_g, out=dprev_c)
-    # s (1 - s) of the three sigmoid gates in one pass, then each gate's factors.
-    xp.subtract(1.0, gates[:, : 3 * H], out=da[:, : 3 * H])
-    da[:, : 3 * H] *= gates[:, : 3 * H]
-    da_i *= g
-    da_i *= dc
-    da_f *= prev_c
-    da_f *= dc
-    da_o *= tanh_c
-    da_o *= dnext_h
-    xp.multiply(g, g, out=da_g)
-    xp.subtract(1.0, da_g, out=da_g)
-    da_g *= i
-    da_g *= dc
-    dc *= f
+    xp = get_array_module(x)
+    return 0.5 * (1.0 + xp.tanh(0.5 * x))
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -97,25 +40,52 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=match)
     expect_shape("prev_c", prev_c, ("N", "H"), (N, H), match=match)
     xp = get_array_module(x, prev_h, prev_c, Wx, Wh, b)
-    gates = x @ Wx + prev_h @ Wh + b  # pre-activations, turned into gates in place
-    next_c = xp.empty((N, H), dtype=gates.dtype)
-    tanh_c = xp.empty((N, H), dtype=gates.dtype)
-    cell_forward(xp, gates, prev_c, next_c, tanh_c)
-    next_h = gates[:, 2 * H : 3 * H] * tanh_c
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, gates, tanh_c)
+    # BEGIN SOLUTION
+    a = x @ Wx + prev_h @ Wh + b
+    i = sigmoid(a[:, :H])
+    f = sigmoid(a[:, H : 2 * H])
+    o = sigmoid(a[:, 2 * H : 3 * H])
+    g = xp.tanh(a[:, 3 * H :])
+    next_c = f * prev_c + i * g
+    tanh_c = xp.tanh(next_c)
+    next_h = o * tanh_c
+    cache = (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
+    # END SOLUTION
+    return next_h, next_c, cache
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache):
     """Gradients of one step: dx (N, D), dprev_h, dprev_c (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
 
-    dnext_h, dnext_c: (N, H).
+    dnext_h, dnext_c: (N, H), the gradients of the loss with respect to next_h and next_c.
     """
-    x, prev_h, prev_c, Wx, Wh, gates, tanh_c = cache
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    expect_grad("dnext_h", dnext_h, prev_h.shape, "next_h")
+    expect_grad("dnext_c", dnext_c, prev_c.shape, "next_c")
     xp = get_array_module(dnext_h, dnext_c)
-    da = xp.empty_like(gates)
-    dprev_c = xp.empty(prev_c.shape, dtype=gates.dtype)
-    cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c)
-    return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    # BEGIN SOLUTION
+    # next_c reaches the loss directly (dnext_c) and through next_h = o * tanh(next_c).
+    dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)
+    # next_c = f * prev_c + i * g
+    di = dc * g
+    df = dc * prev_c
+    dg = dc * i
+    dprev_c = dc * f
+    do = dnext_h * tanh_c
+    # Back through the nonlinearities: sigmoid' = s * (1 - s), tanh' = 1 - tanh^2.
+    da_i = di * i * (1 - i)
+    da_f = df * f * (1 - f)
+    da_o = do * o * (1 - o)
+    da_g = dg * (1 - g ** 2)
+    da = xp.concatenate([da_i, da_f, da_o, da_g], axis=1)
+    # a = x @ Wx + prev_h @ Wh + b
+    dx = da @ Wx.T
+    dprev_h = da @ Wh.T
+    dWx = x.T @ da
+    dWh = prev_h.T @ da
+    db = da.sum(axis=0)
+    # END SOLUTION
+    return dx, dprev_h, dprev_c, dWx, dWh, db
 
 
 def lstm_forward(x, h0, Wx, Wh, b):
@@ -127,59 +97,43 @@ def lstm_forward(x, h0, Wx, Wh, b):
     D, H = expect_lstm_weights(Wx, Wh, b)
     N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
     expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
-    x_tm = time_major(x)
-    h, loop_cache = lstm_loop_forward(project_inputs(x_tm, Wx, b), h0, Wh, overwrite_a=True)
-    return h, (x_tm, Wx, loop_cache)
+    xp = get_array_module(x, h0, Wx, Wh, b)
+    # BEGIN SOLUTION
+    hs, step_caches = [], []
+    prev_h, prev_c = h0, xp.zeros_like(h0)
+    for t in range(T):
+        prev_h, prev_c, step_cache = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
+        hs.append(prev_h)
+        step_caches.append(step_cache)
+    h = xp.stack(hs, axis=1)
+    cache = step_caches
+    # END SOLUTION
+    return h, cache
 
 
 def lstm_backward(dh, cache):
     """Gradients of ``lstm_forward``: dx (N, T, D), dh0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
 
-    dh: (N, T, H), the upstream gradient of every hidden state. No gradient
-    flows into c0, which is the constant 0.
+    dh: (N, T, H), the gradient of every hidden state from the layer above.
+    The gradients that flow back through time, into prev_h and prev_c of each
+    step, are added here. No gradient flows into c0, which is the constant 0.
     """
-    x_tm, Wx, loop_cache = cache
-    da, dh0, dWh = lstm_loop_backward(dh, loop_cache)
-    dx, dWx, db = projection_backward(x_tm, da, Wx)
-    return dx, dh0, dWx, dWh, db
-
-
-def lstm_loop_forward(a, h0, Wh, overwrite_a=False):
-    """The step-by-step part of ``lstm_forward``, on projected inputs.
-
-    a: (T, N, 4H) time-major, a[t] = x[:, t] @ Wx + b; h0: (N, H); Wh: (H, 4H).
-    Returns h (N, T, H) and a cache for ``lstm_loop_backward``. The loop adds
-    h @ Wh to a copy of a and turns it into the gates in place; a caller that
-    made a for this call alone passes ``overwrite_a=True`` to let the loop use
-    a itself and save the copy.
-    """
-    H = expect_recurrent_weights(Wh)
-    N, _ = expect_shape("h0", h0, ("N", "H"), (None, H), match=shape_of("Wh", Wh))
-    expect_projected_inputs(a, N, 4 * H, f"{shape_of('h0', h0)} and {shape_of('Wh', Wh)}, time-major")
-    xp = get_array_module(a, h0, Wh)
-    gates = a if overwrite_a else a.copy()
-    T, N, H = gates.shape[0], gates.shape[1], Wh.shape[0]
-    states = states_buffer(xp, h0, T, gates.dtype)
-    cells = xp.zeros((T + 1, N, H), dtype=gates.dtype)  # [0] is c0 = 0, [t + 1] is c^(t)
-    tanh_c = xp.empty((T, N, H), dtype=gates.dtype)  # kept: the backward needs it at every step
-    recurrent = xp.empty((N, 4 * H), dtype=gates.dtype)
-    for t in range(T):
-        gates[t] += xp.matmul(states[t], Wh, out=recurrent)
-        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
-        xp.multiply(gates[t, :, 2 * H : 3 * H], tanh_c[t], out=states[t + 1])
-    return batch_major(states[1:]), (Wh, states, cells, gates, tanh_c)
-
-
-def lstm_loop_backward(dh, cache):
-    """Gradients of ``lstm_loop_forward``: da (T, N, 4H) time-major, dh0 (N, H), dWh (H, 4H)."""
-    Wh, states, cells, gates, tanh_c = cache
+    step_caches = cache
+    h0 = step_caches[0][1]  # prev_h of the first step
+    N, H = h0.shape
+    expect_grad("dh", dh, (N, len(step_caches), H), "h")
     xp = get_array_module(dh)
-    T, N, H = tanh_c.shape
-    da = xp.empty_like(gates)
-    dprev_h = xp.zeros((N, H), dtype=gates.dtype)
-    dprev_c = xp.zeros((N, H), dtype=gates.dtype)
+    # BEGIN SOLUTION
+    T = len(step_caches)
+    dxs = [None] * T
+    dprev_h = xp.zeros_like(h0)
+    dprev_c = xp.zeros_like(h0)
+    dWx, dWh, db = 0, 0, 0
     for t in reversed(range(T)):
-        dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
-        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da[t], dprev_c)
-        xp.matmul(da[t], Wh.T, out=dprev_h)
-    return da, dprev_h, recurrent_weight_grad(states[:-1], da)
+        dxs[t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
+            dh[:, t] + dprev_h, dprev_c, step_caches[t])
+        dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
+    dx = xp.stack(dxs, axis=1)
+    dh0 = dprev_h
+    # END SOLUTION
+    return dx, dh0, dWx, dWh, db

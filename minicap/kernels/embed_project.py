@@ -1,4 +1,8 @@
-"""The word embedding and a cell's input projection, as one layer.
+"""The word embedding and a cell's input projection, as one layer (a fast kernel).
+
+This is the fast version of ``layers.word_embedding_forward`` followed by the
+input side of ``layers.rnn_forward`` / ``lstm_forward`` / ``attention_forward``:
+same math, arranged for speed.
 
 The model feeds word ids to its cell through two linear maps: the embedding
 x = W_embed[ids] and the cell's input projection a = x @ Wx + b. Applied in the
@@ -22,11 +26,14 @@ the same gradients up to float rounding (tests/test_embed_project.py).
 
 The output is time-major, (T, N, G): it is the buffer the sequence loops
 (``rnn_loop_forward``, ``lstm_loop_forward``, ``attention_loop_forward``) take.
+``project_words`` is how the sequence kernels reach it: given the
+``WordVectors`` of ``kernels.word_embedding_forward``, they project through here.
 """
 
 from ..backend import get_array_module, scatter_rows
-from ._checks import expect_ids_below, expect_int, expect_shape, shape_of
-from ._through_time import project_inputs, projection_backward
+from ..layers._checks import expect_grad, expect_ids_below, expect_int, expect_shape, shape_of
+from ._through_time import project_inputs, projection_backward, time_major
+from .embedding import WordGradients, WordVectors
 
 
 def embed_project_forward(ids, W_embed, Wx, b, fold=None):
@@ -62,6 +69,7 @@ def embed_project_backward(da, cache):
     da: (T, N, G), time-major like the forward's output. The ids get no gradient.
     """
     ids_tm, W_embed, Wx, fold = cache
+    expect_grad("da", da, ids_tm.shape + (Wx.shape[1],), "a (time-major)")
     V = W_embed.shape[0]
     if fold:
         dtable = scatter_rows(ids_tm, da, V, W_embed.dtype)  # (V, G): da summed per word
@@ -72,3 +80,31 @@ def embed_project_backward(da, cache):
     # dx is a (N, T, W) view of a time-major array; the scatter wants ids in the same order.
     dW_embed = scatter_rows(ids_tm, dx.transpose(1, 0, 2), V, W_embed.dtype)
     return dW_embed, dWx, db
+
+
+def project_words(x, Wx, b):
+    """a = x @ Wx + b for every step, time-major (T, N, G), and a cache.
+
+    x: (N, T, W) an array, or a ``WordVectors`` (ids and table): then the
+    projection goes through ``embed_project_forward``, which may fold the
+    table. This is the one place the sequence kernels read their input.
+    """
+    if isinstance(x, WordVectors):
+        a, cache = embed_project_forward(x.ids, x.W, Wx, b)
+        return a, ("words", cache)
+    x_tm = time_major(x)
+    return project_inputs(x_tm, Wx, b), ("array", (x_tm, Wx))
+
+
+def project_words_backward(da, cache):
+    """Gradients of ``project_words``: dx, dWx, db from da (T, N, G).
+
+    dx is (N, T, W) for an array input, and a ``WordGradients`` (the gradient
+    summed per word, i.e. the embedding's dW) for a ``WordVectors`` input.
+    """
+    kind, inner = cache
+    if kind == "words":
+        dW_embed, dWx, db = embed_project_backward(da, inner)
+        return WordGradients(dW_embed), dWx, db
+    x_tm, Wx = inner
+    return projection_backward(x_tm, da, Wx)
