@@ -34,7 +34,7 @@ def current_umask():
     that moment, never 0.
     """
     try:
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
@@ -48,6 +48,8 @@ def current_umask():
 @contextlib.contextmanager
 def atomic_open(path, mode="wb"):
     """Open a temporary file beside ``path``; on a clean exit it becomes ``path``.
+
+    ``mode`` is "wb" (bytes) or "w" (text, always UTF-8, whatever the locale).
 
     The parent folder is created if needed. The file gets the permissions a
     plain ``open`` would give it: an existing file keeps its mode, a new one
@@ -67,7 +69,8 @@ def atomic_open(path, mode="wb"):
         permissions = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as f:
+        # text is UTF-8 whatever the locale (LANG=C, a Windows code page): the readers expect it
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             try:
                 os.chmod(tmp, permissions)
             except OSError:

@@ -69,7 +69,7 @@ class _OtherSettings(Exception):
 
 def _load(path, expected):
     """The arrays in folder ``path``; raises if it is incomplete or for other settings."""
-    stored = json.loads((path / _SETTINGS_FILE).read_text())
+    stored = json.loads((path / _SETTINGS_FILE).read_text(encoding="utf-8"))
     if stored.get("settings_text") != expected:
         raise _OtherSettings()
     return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in stored["arrays"]}
@@ -145,7 +145,7 @@ def _write(path, arrays, settings_text):
                 _sync(f)
         # settings.json last: its presence marks a complete entry.
         meta = {"settings_text": settings_text, "arrays": sorted(arrays)}
-        with open(tmp / _SETTINGS_FILE, "w") as f:
+        with open(tmp / _SETTINGS_FILE, "w", encoding="utf-8") as f:
             json.dump(meta, f)
             _sync(f)
         _fsync_dir(tmp)
