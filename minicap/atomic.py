@@ -24,11 +24,13 @@ What is guaranteed, on a file system that honours ``fsync``:
   temporary file. The next ``atomic_open`` of the same target removes it:
   a temporary's name carries its writer's host and process id
   (``.NAME.HOST-PID.XXXXXXXX.tmp``), and one whose writer is no longer
-  running on this host is removed; one that cannot be checked that way (written
-  on another host, on Windows, or by minicap 0.x, whose names lacked the id)
-  only once it is an hour old. A live writer's temporary is never removed, as
-  long as process ids are those of one host (not two containers with
-  separate process namespaces sharing a folder and a host name).
+  running on this host is removed. A live writer's temporary on this host is
+  never removed (POSIX; as long as the process ids are those of one host, not
+  of two containers with separate process namespaces sharing a folder and a
+  host name). One that cannot be checked that way (written on another host,
+  on Windows, or by an earlier minicap, whose names lacked the id) is removed
+  once it has not changed for an hour: only a writer suspended mid-write for
+  that long loses its file, and its write then fails, leaving the old file.
 
 Not guaranteed: durability of the rename on Windows (folders cannot be
 opened to be synced there; NTFS journals the rename, but ``os.replace``
@@ -117,7 +119,7 @@ def _pid_alive(pid):
     return True
 
 
-# After ".NAME.": HOST-PID.XXXXXXXX (this version) or XXXXXXXX (mkstemp's part alone, minicap 0.x).
+# After ".NAME.": HOST-PID.XXXXXXXX (this version) or XXXXXXXX (mkstemp's part alone: earlier minicap versions).
 _OURS = re.compile(r"(?:(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)\.)?[a-z0-9_]{8}")
 
 
