@@ -14,7 +14,7 @@ import pytest
 from minicap import CaptioningSolver
 from minicap import backend
 from minicap.backend import to_device
-from test_layers_backend_purity import DeviceArray, FakeCupy, NumpyOnDevice
+from test_layers_backend_purity import DeviceArray, FakeCupy
 from test_solver_toy import ToyCaptioner, toy_data
 
 
@@ -87,12 +87,13 @@ def test_captioning_rnn_moved_between_train_calls(fake_cuda):
 
 
 def test_without_the_move_the_update_would_mix_devices(fake_cuda):
-    # what train() prevents: an update of device parameters with host moments
+    # what train() prevents: an update of device parameters with host moments, which the
+    # update rule refuses in one line (CuPy itself would raise a TypeError from inside)
     model = ToyCaptioner()
     solver = _solver(model)
     solver.train()
     model.to("cuda")
-    with pytest.raises(NumpyOnDevice):
+    with pytest.raises(ValueError, match="is on 'cpu' but the parameter is on 'cuda'"):
         solver._step()
 
 
@@ -130,3 +131,18 @@ def test_moving_to_the_gpu_between_train_calls(xp):
     solver.train()
     assert all(isinstance(value, xp.ndarray) for value in _state_arrays(solver))
     np.testing.assert_allclose(solver.loss_history, straight.loss_history, rtol=1e-4)
+
+
+def test_update_rules_refuse_state_on_another_device(fake_cuda):
+    from minicap import optim
+
+    w, dw = np.ones(3), np.full(3, 0.5)
+    _, config = optim.adam(w, dw)  # moments made on the host
+    moved = to_device(w, "cuda")
+    with pytest.raises(ValueError, match=r"adam: config\['m'\] is on 'cpu' but the parameter is on 'cuda'; "
+                                         r"move the state with minicap.backend.to_device\(config, 'cuda'\)"):
+        optim.adam(moved, to_device(dw, "cuda"), config)
+    with pytest.raises(ValueError, match="adam: the gradient is on 'cpu' but the parameter is on 'cuda'"):
+        optim.adam(moved, dw, to_device(config, "cuda"))
+    w2, config = optim.adam(moved, to_device(dw, "cuda"), to_device(config, "cuda"))
+    assert isinstance(w2, DeviceArray) and config["t"] == 2
