@@ -103,7 +103,11 @@ def _host_tag():
 
 
 def _pid_alive(pid):
-    """True, False, or None where it cannot be told (Windows: os.kill would end the process)."""
+    """True, False, or None where it cannot be told.
+
+    Windows is never asked: there signal 0 is CTRL_C_EVENT, so ``os.kill(pid, 0)``
+    would interrupt the process instead of probing it.
+    """
     if os.name != "posix":
         return None
     if pid <= 0:
