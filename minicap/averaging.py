@@ -48,6 +48,12 @@ class ParameterAverage:
         correction = 1.0 - self.decay ** self.steps
         return {name: total / correction for name, total in self.sums.items()}
 
+    def to(self, device):
+        """Move the sums to ``device`` ('cpu' or 'cuda'), as ``model.to`` moves the parameters; returns self."""
+        if self.sums is not None:
+            self.sums = to_device(self.sums, device)
+        return self
+
     def copy(self):
         other = ParameterAverage(self.decay)
         other.steps = self.steps

@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import device_of, get_array_module
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "RULES", "check_config"]
 
@@ -194,6 +194,10 @@ def _prepare(w, dw, config, rule, defaults, state):
             raise TypeError(f"{rule}: {name} must be a NumPy or CuPy array, got {type(value).__name__}")
     if dw.shape != w.shape:
         raise ValueError(f"{rule}: gradient shape {dw.shape} does not match parameter shape {w.shape}")
+    device = device_of(w)
+    if device_of(dw) != device:
+        raise ValueError(f"{rule}: the gradient is on '{device_of(dw)}' but the parameter is on '{device}'; "
+                         "compute the gradient where the parameter lives")
     config = {} if config is None else config
     _check_keys(rule, config, defaults, state)
     for key, value in defaults.items():
@@ -204,6 +208,11 @@ def _prepare(w, dw, config, rule, defaults, state):
         elif hasattr(config[key], "shape") and config[key].shape != w.shape:
             raise ValueError(f"{rule}: config[{key!r}] has shape {config[key].shape} but the parameter has shape "
                              f"{w.shape}; give every parameter its own config")
+        elif hasattr(config[key], "shape") and device_of(config[key]) != device:
+            # a parameter moved by model.to(device) after its state was made
+            raise ValueError(f"{rule}: config[{key!r}] is on '{device_of(config[key])}' but the parameter is on "
+                             f"'{device}'; move the state with minicap.backend.to_device(config, '{device}') "
+                             "(CaptioningSolver.train() does this for the model's parameters)")
     return config
 
 

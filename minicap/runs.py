@@ -96,7 +96,7 @@ def read_config(run_dir):
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with: minicap train --out {run_dir}")
     try:
-        return RunConfig(**json.loads(path.read_text()))
+        return RunConfig(**json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not a valid run config: {exc}") from None
 

@@ -28,6 +28,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import optim
 from .argcheck import check_int, check_real
+from .atomic import remove_stale_temporaries
 from .averaging import ParameterAverage
 from .backend import device_of, get_array_module, to_device, to_numpy
 from .checkpoint import CheckpointError, DeferredInterrupt, load_state, save_state
@@ -205,6 +206,9 @@ class CaptioningSolver:
             self._load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path)
         elif resume is not False:
             raise TypeError(f"resume must be True, False or a path, got {resume!r}")
+        if self.checkpoint_path is not None:
+            # a run killed while writing its checkpoint (SIGKILL, a power cut) left the temporary file
+            remove_stale_temporaries(self.checkpoint_path)
 
     @property
     def checkpoint_path(self):
@@ -242,6 +246,25 @@ class CaptioningSolver:
     def _device(self):
         return device_of(next(iter(self.model.params.values())))
 
+    def _follow_the_model(self):
+        """Move everything the solver keeps for the parameters to the parameters' device.
+
+        ``model.to(device)`` between ``train()`` calls moves the parameters only: the update
+        rules' state (moments, velocities), the running average and losses not yet synced
+        would stay behind, and the next update would mix devices (CuPy raises TypeError).
+        They follow here, at the start of ``train()``; arrays already on the right device
+        are not copied. A model whose parameters are on two devices is refused.
+        """
+        devices = sorted({device_of(value) for value in self.model.params.values()})
+        if len(devices) > 1:
+            raise ValueError(f"the model's parameters are on {' and '.join(devices)}; move the whole model "
+                             "with model.to(device) before train()")
+        device = devices[0]
+        self.optim_configs = {name: to_device(config, device) for name, config in self.optim_configs.items()}
+        if self.average is not None:
+            self.average.to(device)
+        self._pending = to_device(self._pending, device)
+
     def _minibatch(self, data, split, rows):
         """Captions and features of ``rows``, gathered on the host and moved to the model's device."""
         captions = data[f"{split}_captions"][rows]
@@ -254,9 +277,11 @@ class CaptioningSolver:
 
         Ctrl-C stops at the end of the current iteration (a second one stops at once): the
         state is checkpointed when ``checkpoint_dir`` is set, and TrainingInterrupted (a
-        KeyboardInterrupt) is raised. Calling ``train()`` again continues in memory.
+        KeyboardInterrupt) is raised. Calling ``train()`` again continues in memory, on the
+        device the model is on then (``model.to(device)`` in between: see ``_follow_the_model``).
         Raises NonFiniteLossError on a NaN or infinite loss or gradient.
         """
+        self._follow_the_model()
         total = self.num_epochs * self.iterations_per_epoch
         bar_on = self.verbose and _is_terminal(sys.stdout)
         with ExitStack() as stack:

@@ -118,3 +118,19 @@ def test_first_interrupt_is_deferred_second_raises_and_handler_is_restored():
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="whether a process id is alive is checked on POSIX only")
+def test_a_new_solver_removes_the_temporary_a_killed_run_left(tmp_path):
+    import subprocess
+    import sys
+
+    from minicap import CaptioningSolver
+    from minicap.atomic import _host_tag
+    from test_solver_toy import ToyCaptioner, toy_data
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".checkpoint.npz.{_host_tag()}-{int(dead.stdout)}.k3x9q2ab.tmp"
+    left.write_bytes(b"half of a checkpoint")  # what a SIGKILL mid-write leaves behind
+    CaptioningSolver(ToyCaptioner(), toy_data(), verbose=False, checkpoint_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ import sys
 
 from .. import __version__
 from . import caption, data, demo, evaluate, features, train, visualize
+from ._output import tolerate_unencodable
 
 COMMANDS = (demo, data, features, train, evaluate, caption, visualize)
 
@@ -41,6 +42,7 @@ def build_parser():
 
 
 def main(argv=None):
+    tolerate_unencodable()  # a caption or path the terminal cannot encode is escaped, not a crash
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -30,7 +30,7 @@ def run(args):
     history_path = run_dir / "history.json"
     if not history_path.is_file():
         raise FileNotFoundError(f"{history_path} is missing: has training in {run_dir} finished?")
-    history = json.loads(history_path.read_text())
+    history = json.loads(history_path.read_text(encoding="utf-8"))
     model = model.to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
     split = runs.default_split(data, args.split)

@@ -31,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from minicap.atomic import current_umask
+from minicap.atomic import current_umask, fsync_folder
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class _OtherSettings(Exception):
 
 def _load(path, expected):
     """The arrays in folder ``path``; raises if it is incomplete or for other settings."""
-    stored = json.loads((path / _SETTINGS_FILE).read_text())
+    stored = json.loads((path / _SETTINGS_FILE).read_text(encoding="utf-8"))
     if stored.get("settings_text") != expected:
         raise _OtherSettings()
     return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in stored["arrays"]}
@@ -98,20 +98,6 @@ def _complete(path, expected):
         return True
     except (_OtherSettings,) + _UNREADABLE:
         return False
-
-
-def _fsync_dir(path):
-    """Make a folder's entries (new files, a rename) durable; a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a folder; the files themselves are synced
-    finally:
-        os.close(fd)
 
 
 def _sync(f):
@@ -145,10 +131,10 @@ def _write(path, arrays, settings_text):
                 _sync(f)
         # settings.json last: its presence marks a complete entry.
         meta = {"settings_text": settings_text, "arrays": sorted(arrays)}
-        with open(tmp / _SETTINGS_FILE, "w") as f:
+        with open(tmp / _SETTINGS_FILE, "w", encoding="utf-8") as f:
             json.dump(meta, f)
             _sync(f)
-        _fsync_dir(tmp)
+        fsync_folder(tmp)
         for _ in range(3):
             try:
                 os.replace(tmp, path)  # rename(2) refuses to replace a non-empty folder
@@ -167,7 +153,7 @@ def _write(path, arrays, settings_text):
             shutil.rmtree(stale, ignore_errors=True)
         else:
             raise OSError(f"{path} kept being replaced by other processes")
-        _fsync_dir(path.parent)
+        fsync_folder(path.parent)
         return True
     except OSError as err:
         log.warning("cannot write the cache %s (%s); the data is returned uncached", path, err)

@@ -97,7 +97,7 @@ def _read_records():
     if not path.is_file():
         return {}
     try:
-        records = json.loads(path.read_text())
+        records = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise _records_error(path, f"is unreadable ({err})") from None
     if not isinstance(records, dict):
