@@ -39,7 +39,8 @@ QUICK_CONFIG = dict(DEMO_CONFIG, num_epochs=1, hidden_dim=32, wordvec_dim=16)
 QUICK_DATA = dict(num_train=200, num_val=50, num_test=50)
 
 
-def run_demo(out="runs/demo", cell_type="attention", quick=False, device="cpu", seed=0, verbose=True, beam_size=3):
+def run_demo(out="runs/demo", cell_type="attention", quick=False, device="cpu", seed=0, verbose=True, beam_size=3,
+             impl="fast"):
     """Run the main job; returns the metrics dict that is also in metrics.json."""
     start = time.perf_counter()
     out = pathlib.Path(out)
@@ -47,7 +48,7 @@ def run_demo(out="runs/demo", cell_type="attention", quick=False, device="cpu", 
     config = runs.RunConfig(dataset="shapes", dataset_options=data_options, cell_type=cell_type,
                             seed=seed, device=device, **(QUICK_CONFIG if quick else DEMO_CONFIG))
     data = runs.load_dataset("shapes", spatial=config.spatial, **data_options)
-    model, solver, data = runs.train(config, out, data=data, verbose=verbose)
+    model, solver, data = runs.train(config, out, data=data, verbose=verbose, impl=impl)
     result = evaluate_model(model, data, "test", beam_size=beam_size)
     metrics = dict(result.metrics, seconds=round(time.perf_counter() - start, 1))
     runs.write_json(out / "metrics.json", metrics)

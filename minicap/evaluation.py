@@ -57,7 +57,7 @@ def generate(model, features, beam_size=1, max_length=20, batch_size=256):
         else:
             ids = model.beam_search(batch, beam_size=beam_size, max_length=max_length)
         captions.append(to_numpy(ids))
-        if model.cell_type == "attention":
+        if model.cell.attention:
             attention.append(to_numpy(model.attention_for(batch, ids)))
     return np.concatenate(captions), (np.concatenate(attention) if attention else None)
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .cells import get_cell
 from .atomic import atomic_open
 from .model import CaptioningRNN
 from .solver import CaptioningSolver
@@ -63,7 +64,8 @@ class RunConfig:
 
     @property
     def spatial(self):
-        return self.cell_type == "attention"
+        """True when the cell attends over a grid of features (cells.Cell.attention)."""
+        return get_cell(self.cell_type).attention
 
 
 def load_dataset(name, path=None, spatial=False, **options):
@@ -124,7 +126,7 @@ def load_model(run_or_file):
     return CaptioningRNN.load(path)
 
 
-def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learning_rate=False):
+def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learning_rate=False, impl="fast"):
     """Train the model described by ``config``; write the run folder.
 
     The parameters kept are those of the epoch with the lowest validation
@@ -149,7 +151,7 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     features = data["train_features"]
     model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=config.wordvec_dim,
                           hidden_dim=config.hidden_dim, cell_type=config.cell_type,
-                          dtype=np.dtype(config.dtype), seed=config.seed).to(config.device)
+                          dtype=np.dtype(config.dtype), seed=config.seed, impl=impl).to(config.device)
     solver = CaptioningSolver(
         model, data, update_rule=config.update_rule, optim_config={"learning_rate": config.learning_rate},
         lr_decay=config.lr_decay, batch_size=config.batch_size, num_epochs=config.num_epochs,

@@ -93,3 +93,21 @@ def test_reference_decoding_runs_the_student_function(monkeypatch, name, cell):
 def test_an_unknown_impl_is_refused():
     with pytest.raises(ValueError, match=r"impl must be one of \('fast', 'reference'\), got 'slow'"):
         CaptioningRNN({"<NULL>": 0}, impl="slow")
+
+
+@pytest.mark.parametrize("impl, fails", [("reference", True), ("fast", False)])
+def test_the_command_line_trains_and_evaluates_with_the_chosen_impl(monkeypatch, tmp_path, impl, fails):
+    from minicap.cli import main
+
+    monkeypatch.setattr(minicap.layers, "lstm_step_backward", _raises)
+    args = ["train", "--num-train", "20", "--cell", "lstm", "--hidden-dim", "8", "--wordvec-dim", "8",
+            "--batch-size", "20", "--epochs", "1", "--quiet", "--impl", impl, "--out", str(tmp_path / "run")]
+    if fails:
+        with pytest.raises(StudentFunctionCalled):
+            main(args)
+        return
+    assert main(args) == 0
+    monkeypatch.setattr(minicap.layers, "lstm_step_forward", _raises)
+    assert main(["evaluate", str(tmp_path / "run"), "--max-images", "2", "--impl", "fast"]) == 0
+    with pytest.raises(StudentFunctionCalled):
+        main(["evaluate", str(tmp_path / "run"), "--max-images", "2", "--impl", "reference"])

@@ -4,6 +4,8 @@ import argparse
 import math
 import pathlib
 
+from ..implementations import IMPLEMENTATIONS
+
 
 def positive_int(text):
     """argparse type: an integer >= 1 (0 or a negative count would silently mean something else)."""
@@ -47,6 +49,13 @@ def refuse_to_replace(out, command, resume=False):
         how = (f"replace it with --overwrite, choose another --out, or continue its training with: "
                f"minicap train --out {out} --resume")
     raise FileExistsError(f"{out} already holds a run ({' and '.join(found)}); {how}")
+
+
+def add_impl(parser):
+    parser.add_argument("--impl", choices=IMPLEMENTATIONS, default="fast",
+                        help="which layer functions run: fast (minicap.kernels) or reference (the course "
+                             "files of minicap.layers: slower, and what your own edits of them change); "
+                             "both compute the same (default: fast)")
 
 
 def add_device(parser):

@@ -5,7 +5,7 @@ import pathlib
 from .. import runs
 from ..data.vocab import decode_captions
 from ..backend import require_device
-from ._common import add_device, positive_int
+from ._common import add_device, add_impl, positive_int
 
 
 def add_parser(sub):
@@ -20,6 +20,7 @@ def add_parser(sub):
     p.add_argument("--weights", metavar="PATH",
                    help="the encoder checkpoint that `minicap features --weights` used for the run's coco.pt "
                         "features (coco-eecs498 runs; default: torchvision's published one, downloaded into the cache)")
+    add_impl(p)
     add_device(p)
     p.set_defaults(run=run)
 
@@ -31,7 +32,8 @@ def run(args):
 
     config = runs.read_config(args.checkpoint)
     model = runs.load_model(args.checkpoint).to(require_device(args.device))
-    if args.attention_out and model.cell_type != "attention":  # before any work or output
+    model.impl = args.impl
+    if args.attention_out and not model.cell.attention:  # before any work or output
         raise ValueError(f"--attention-out needs an attention model, but the run in {args.checkpoint} has "
                          f"cell_type {model.cell_type!r}; leave out --attention-out, or use a run trained "
                          "with --cell attention")

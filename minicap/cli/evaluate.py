@@ -5,7 +5,7 @@ import pathlib
 from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
-from ._common import add_device, format_metrics, positive_int
+from ._common import add_device, add_impl, format_metrics, positive_int
 
 
 def add_parser(sub):
@@ -14,6 +14,7 @@ def add_parser(sub):
     p.add_argument("--split", default="test", help="test, val or train (default: test, or val where there is no test)")
     p.add_argument("--beam-size", type=positive_int, default=3, help="1 for greedy decoding (default: 3)")
     p.add_argument("--max-images", type=positive_int, help="evaluate only the first N images (default: all)")
+    add_impl(p)
     add_device(p)
     p.set_defaults(run=run)
 
@@ -21,6 +22,7 @@ def add_parser(sub):
 def run(args):
     config = runs.read_config(args.run_dir)
     model = runs.load_model(args.run_dir).to(require_device(args.device))
+    model.impl = args.impl
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
     split = runs.default_split(data, args.split)
     result = evaluate_model(model, data, split, beam_size=args.beam_size, max_images=args.max_images)

@@ -10,7 +10,8 @@ import pathlib
 
 from .. import runs
 from ..backend import require_device
-from ._common import positive_float, positive_int, refuse_to_replace
+from ..cells import cell_names
+from ._common import add_impl, positive_float, positive_int, refuse_to_replace
 
 # option dest -> RunConfig field, for the options that map one to one
 _FIELDS = {"dataset": "dataset", "data_path": "data_path", "cell": "cell_type", "wordvec_dim": "wordvec_dim",
@@ -36,7 +37,7 @@ def add_parser(sub):
     option("--num-train", "training scenes (shapes) or captions (coco-cs231n max_train)", type=positive_int)
     option("--encoder", "whose features of coco.pt to train on, made by minicap features "
            "(coco-eecs498 only)", choices=ENCODERS, shown_default=ENCODERS[0])
-    option("--cell", "the recurrent cell", choices=("rnn", "lstm", "attention"), shown_default=d.cell_type)
+    option("--cell", "the recurrent cell", choices=cell_names(), shown_default=d.cell_type)
     option("--wordvec-dim", "word vector size", type=positive_int, shown_default=d.wordvec_dim)
     option("--hidden-dim", "hidden state size", type=positive_int, shown_default=d.hidden_dim)
     option("--update-rule", "the optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam", "adamw"),
@@ -54,6 +55,7 @@ def add_parser(sub):
     option("--seed", "initial weights and minibatch order", type=int, shown_default=d.seed)
     p.add_argument("--device", choices=("cpu", "cuda"),
                    help="where to compute (cuda needs CuPy and a GPU; default: cpu, or the run's with --resume)")
+    add_impl(p)
     p.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue from the checkpoint in --out, with the settings in its config.json "
@@ -101,7 +103,7 @@ def run(args):
         refuse_to_replace(args.out, "train", resume=args.resume)
     config = config_from_args(args)
     try:
-        model, solver, _ = runs.train(config, args.out, resume=args.resume, verbose=not args.quiet,
+        model, solver, _ = runs.train(config, args.out, resume=args.resume, verbose=not args.quiet, impl=args.impl,
                                       set_learning_rate=args.resume and "lr" in vars(args))
     except NonFiniteLossError as exc:
         raise FloatingPointError(f"{exc.facts} {_divergence_advice(exc, config, args.out)}") from None
