@@ -89,6 +89,14 @@ def register_cell(name, *, forward, backward, step_forward, gates, memory=False,
     return cell
 
 
+def unregister_cell(name):
+    """Remove a registered cell (minicap's own cannot be removed)."""
+    cell = get_cell(name)
+    if cell.builtin:
+        raise ValueError(f"{name!r} is one of minicap's own cells and cannot be unregistered")
+    del _CELLS[name]
+
+
 def get_cell(name):
     """The registered ``Cell`` called ``name``; a ValueError listing the known ones otherwise."""
     cell = _CELLS.get(name) if isinstance(name, str) else None

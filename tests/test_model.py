@@ -57,7 +57,7 @@ def test_same_seed_same_weights_other_seed_differs():
 
 def test_bad_cell_type_and_vocab():
     with pytest.raises(ValueError, match="cell_type"):
-        CaptioningRNN(VOCAB, cell_type="gru")
+        CaptioningRNN(VOCAB, cell_type="transformer")
     with pytest.raises(ValueError, match="<NULL>"):
         CaptioningRNN({"cat": 1})
 
