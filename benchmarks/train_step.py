@@ -13,6 +13,12 @@ Run by hand, not as a test:
     python benchmarks/train_step.py                          # all cells, 3 rounds
     python benchmarks/train_step.py --cells lstm --rounds 5 --steps 10 --threads 1
     python benchmarks/train_step.py --device cuda            # CuPy vs PyTorch CUDA
+    python benchmarks/train_step.py --baseline ../old-checkout   # before/after, same run
+    python benchmarks/train_step.py --impl reference         # the course layers instead of the kernels
+
+``--baseline PATH`` also times the minicap of another checkout (its folder goes
+first on PYTHONPATH in those processes), alternated with the others, and prints
+this checkout's time over the baseline's.
 
 PyTorch is optional: without it only minicap's times are printed. With
 ``--device cuda`` both sides are timed on the GPU (CuPy through
@@ -52,7 +58,7 @@ def _vocab(V):
     return {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, V)}}
 
 
-def minicap_step_times(cell, steps, shapes, device="cpu"):
+def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast"):
     import numpy as np
 
     from minicap import CaptioningRNN, optim
@@ -60,8 +66,9 @@ def minicap_step_times(cell, steps, shapes, device="cpu"):
 
     s = shapes
     rng = np.random.default_rng(0)
+    options = {} if impl == "fast" else {"impl": impl}  # a baseline checkout may predate impl
     model = CaptioningRNN(_vocab(s["V"]), input_dim=s["D"], wordvec_dim=s["W"], hidden_dim=s["H"],
-                          cell_type=cell).to(device)
+                          cell_type=cell, **options).to(device)
     shape = (s["N"], s["D"]) + ((s["grid"], s["grid"]) if cell == "attention" else ())
     features = to_device(rng.standard_normal(shape).astype(np.float32), device)
     captions = to_device(rng.integers(3, s["V"], size=(s["N"], s["T"] + 1)), device)
@@ -190,6 +197,20 @@ def matmul_peak(impl, device="cpu", n=2048, repeats=5):
     return 2 * n**3 / best / 1e9
 
 
+def cpu_model():
+    """The CPU's model name, so that numbers from different machines can be read side by side."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def blas_info():
     """Which BLAS and kernel NumPy runs (threadpoolctl), as one short string."""
     try:
@@ -211,19 +232,26 @@ def child(args):
         if args.impl == "minicap":
             result["blas"] = blas_info()
     else:
-        fn = minicap_step_times if args.impl == "minicap" else torch_step_times
-        result = {"median": statistics.median(fn(args.what, args.steps, shapes, args.device))}
+        if args.impl == "minicap":
+            times = minicap_step_times(args.what, args.steps, shapes, args.device, args.model_impl)
+        else:
+            times = torch_step_times(args.what, args.steps, shapes, args.device)
+        result = {"median": statistics.median(times)}
     # ru_maxrss is in KiB on Linux: the process's peak resident memory.
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def run_child(impl, what, args, shapes=SHAPES):
-    """Run one measurement in a fresh process with the thread count pinned."""
+def run_child(impl, what, args, shapes=SHAPES, pythonpath=None):
+    """Run one measurement in a fresh process with the thread count pinned
+    (``pythonpath``: a checkout whose minicap that process imports)."""
     env = {**os.environ, **{k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                               "MKL_NUM_THREADS")}}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, "--what", what, "--steps", str(args.steps),
-           "--threads", str(args.threads), "--device", args.device, "--shapes", json.dumps(shapes)]
+           "--threads", str(args.threads), "--device", args.device, "--shapes", json.dumps(shapes),
+           "--impl", "fast" if pythonpath else args.model_impl]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines()
@@ -238,6 +266,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps per process")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--impl", choices=("fast", "reference"), default="fast", dest="model_impl",
+                        help="minicap's layer functions: the kernels (fast) or the course layers (reference)")
+    parser.add_argument("--baseline", metavar="PATH", help="another minicap checkout to time alongside")
     parser.add_argument("--child", choices=("minicap", "torch"), dest="impl", help=argparse.SUPPRESS)
     parser.add_argument("--what", help=argparse.SUPPRESS)
     parser.add_argument("--shapes", default=json.dumps(SHAPES), help=argparse.SUPPRESS)
@@ -245,6 +276,7 @@ def main():
     if args.impl:
         return child(args)
 
+    print(f"CPU: {cpu_model()}; {os.cpu_count()} cores visible")
     peaks = {}
     for impl in ("minicap", "torch"):
         result, err = run_child(impl, "peak", args)
@@ -257,13 +289,18 @@ def main():
     print(f"{'cell':10s} {'minicap ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s ours/torch':>19s} "
           f"{'maxrss MB ours/torch':>21s}")
     for cell in args.cells.split(","):
-        ours, theirs, rss, note = [], [], {"minicap": [], "torch": []}, ""
+        ours, theirs, base, rss, note = [], [], [], {"minicap": [], "torch": []}, ""
         for _ in range(args.rounds):
             result, err = run_child("minicap", cell, args)
             if err:
                 sys.exit(f"minicap failed: {err}")
             ours.append(result["median"])
             rss["minicap"].append(result["maxrss_mb"])
+            if args.baseline:
+                result, err = run_child("minicap", cell, args, pythonpath=args.baseline)
+                if err:
+                    sys.exit(f"the baseline's minicap failed: {err}")
+                base.append(result["median"])
             result, err = run_child("torch", cell, args)
             if err:
                 note = f"(torch: {err})"
@@ -280,6 +317,10 @@ def main():
             print(f"{cell:10s} {a * 1e3:11.1f} {'-':>9s} {'-':>6s} {flops / a / 1e9:9.1f} /     -"
                   f"   {max(rss['minicap']):9.0f} /     - {note}")
         print(f"{'':10s} rounds ms: minicap {[round(t * 1e3) for t in ours]} torch {[round(t * 1e3) for t in theirs]}")
+        if base:
+            b = statistics.median(base)
+            print(f"{'':10s} baseline {args.baseline}: {b * 1e3:.1f} ms, this checkout / baseline = {a / b:.3f} "
+                  f"(rounds ms: {[round(t * 1e3) for t in base]})")
 
 
 if __name__ == "__main__":
