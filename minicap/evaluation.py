@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import threads
 from .backend import to_device, to_numpy
 from .data.vocab import decode_captions
 from .metrics import evaluate
@@ -72,7 +73,8 @@ def evaluate_model(model, data, split="test", beam_size=3, max_length=None, batc
         max_length = data[f"{split}_captions"].shape[1] - 1  # <START>..<END> fit in T+1
     refs = references_by_image(data, split)
     images = sorted(refs)[:max_images] if max_images else sorted(refs)
-    ids, attention = generate(model, data[key][images], beam_size, max_length, batch_size)
+    with threads.for_model(model, min(batch_size, len(images)) * beam_size):
+        ids, attention = generate(model, data[key][images], beam_size, max_length, batch_size)
     texts = decode_captions(ids, data["idx_to_word"])
     metrics = evaluate({i: refs[i] for i in images}, dict(zip(images, texts)))
     if f"{split}_objects" in data:

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import optim
+from . import optim, threads
 from .argcheck import check_int, check_real
 from .atomic import remove_stale_temporaries
 from .averaging import ParameterAverage
@@ -285,6 +285,8 @@ class CaptioningSolver:
         total = self.num_epochs * self.iterations_per_epoch
         bar_on = self.verbose and _is_terminal(sys.stdout)
         with ExitStack() as stack:
+            if hasattr(self.model, "cell"):  # a CaptioningRNN: BLAS threads by its size (minicap.threads)
+                stack.enter_context(threads.for_model(self.model, self.batch_size))
             stop = stack.enter_context(DeferredInterrupt())
             if bar_on:
                 stack.enter_context(logging_redirect_tqdm())

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from .. import __version__
+from .. import __version__, threads
 from . import caption, data, demo, evaluate, features, train, visualize
 from ._output import tolerate_unencodable
 
@@ -57,7 +57,8 @@ def main(argv=None):
         # a changed learning rate on --resume is reported even with --quiet
         logging.getLogger("minicap.runs").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
-        return args.run(args) or 0
+        with threads.limit(getattr(args, "threads", None)):
+            return args.run(args) or 0
     except KeyboardInterrupt as exc:
         message = str(exc) or "interrupted"
         print(f"minicap: {message}", file=sys.stderr)

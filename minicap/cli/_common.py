@@ -58,6 +58,13 @@ def add_impl(parser):
                              "both compute the same (default: fast)")
 
 
+def add_threads(parser):
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="BLAS threads for the matrix products (default: one for small models, "
+                             "the BLAS's own count for large ones, never more than OPENBLAS_NUM_THREADS "
+                             "or OMP_NUM_THREADS allow; see docs/performance.md)")
+
+
 def add_device(parser):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to compute (cuda needs CuPy and a GPU; default: cpu)")

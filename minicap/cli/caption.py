@@ -5,7 +5,7 @@ import pathlib
 from .. import runs
 from ..data.vocab import decode_captions
 from ..backend import require_device
-from ._common import add_device, add_impl, positive_int
+from ._common import add_device, add_impl, add_threads, positive_int
 
 
 def add_parser(sub):
@@ -21,6 +21,7 @@ def add_parser(sub):
                    help="the encoder checkpoint that `minicap features --weights` used for the run's coco.pt "
                         "features (coco-eecs498 runs; default: torchvision's published one, downloaded into the cache)")
     add_impl(p)
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 

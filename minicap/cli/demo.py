@@ -4,7 +4,7 @@ with metrics.json, figures and the checkpoint."""
 
 from ..backend import require_device
 from ..cells import get_cell
-from ._common import add_device, add_impl, format_metrics, refuse_to_replace
+from ._common import add_device, add_impl, add_threads, format_metrics, refuse_to_replace
 
 
 def add_parser(sub):
@@ -19,6 +19,7 @@ def add_parser(sub):
                    help="replace the run already in --out (without it, such a folder is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     add_impl(p)
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 

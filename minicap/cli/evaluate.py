@@ -5,7 +5,7 @@ import pathlib
 from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
-from ._common import add_device, add_impl, format_metrics, positive_int
+from ._common import add_device, add_impl, add_threads, format_metrics, positive_int
 
 
 def add_parser(sub):
@@ -15,6 +15,7 @@ def add_parser(sub):
     p.add_argument("--beam-size", type=positive_int, default=3, help="1 for greedy decoding (default: 3)")
     p.add_argument("--max-images", type=positive_int, help="evaluate only the first N images (default: all)")
     add_impl(p)
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 

@@ -1,7 +1,7 @@
 """``minicap features``: run a pretrained CNN over coco.pt's images, once."""
 
 from ..backend import require_device
-from ._common import add_device, positive_int
+from ._common import add_device, add_threads, positive_int
 
 
 def add_parser(sub):
@@ -11,6 +11,7 @@ def add_parser(sub):
     p.add_argument("--weights", help="the torchvision .pth checkpoint (default: download into the cache)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
     add_device(p)
+    add_threads(p)
     p.set_defaults(run=run)
 
 

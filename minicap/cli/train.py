@@ -11,7 +11,7 @@ import pathlib
 from .. import runs
 from ..backend import require_device
 from ..cells import cell_names
-from ._common import add_impl, positive_float, positive_int, refuse_to_replace
+from ._common import add_impl, add_threads, positive_float, positive_int, refuse_to_replace
 
 # option dest -> RunConfig field, for the options that map one to one
 _FIELDS = {"dataset": "dataset", "data_path": "data_path", "cell": "cell_type", "wordvec_dim": "wordvec_dim",
@@ -56,6 +56,7 @@ def add_parser(sub):
     p.add_argument("--device", choices=("cpu", "cuda"),
                    help="where to compute (cuda needs CuPy and a GPU; default: cpu, or the run's with --resume)")
     add_impl(p)
+    add_threads(p)
     p.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue from the checkpoint in --out, with the settings in its config.json "

@@ -1,0 +1,84 @@
+"""The BLAS thread policy (minicap/threads.py): small models run on one thread, so a
+run's result does not depend on how many threads the BLAS was started with."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from minicap import CaptioningRNN, threads
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_the_size_rule():
+    assert threads.threads_for(50, 64, 256) == 1  # the demo's recurrent product
+    assert threads.threads_for(128, 512, 2048) is None  # a COCO model's: the BLAS decides
+    assert threads.threads_for(1, 1, threads.SMALL_STEP - 1) == 1
+    assert threads.threads_for(1, 1, threads.SMALL_STEP) is None
+
+
+def test_for_model_lowers_the_count_for_a_small_model_only():
+    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2}
+    small = CaptioningRNN(vocab, input_dim=4, wordvec_dim=4, hidden_dim=8, cell_type="lstm")
+    before = _blas_threads()
+    with threads.for_model(small, rows=50):
+        assert set(_blas_threads()) == {1}
+    assert _blas_threads() == before
+    large = CaptioningRNN(vocab, input_dim=4, wordvec_dim=4, hidden_dim=1024, cell_type="lstm")
+    with threads.for_model(large, rows=128):
+        assert _blas_threads() == before
+
+
+def test_limit_overrides_the_rule_and_nests():
+    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2}
+    small = CaptioningRNN(vocab, input_dim=4, wordvec_dim=4, hidden_dim=8)
+    with threads.limit(2):
+        assert threads.chosen() == 2
+        with threads.for_model(small, rows=50):  # the user's choice wins over the rule
+            assert set(_blas_threads()) == {2}
+        with threads.limit(1):
+            assert set(_blas_threads()) == {1}
+        assert threads.chosen() == 2
+    assert threads.chosen() is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_limit_refuses_a_bad_count(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        with threads.limit(bad):
+            pass
+
+
+def _train_and_evaluate(tmp_path, blas_threads):
+    out = tmp_path / f"run{blas_threads}"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(blas_threads), "OMP_NUM_THREADS": str(blas_threads),
+           "MINICAP_HOME": str(tmp_path / "home")}
+    common = [sys.executable, "-m", "minicap.cli"]
+    # the demo's model sizes (attention, H = 64, W = 32, batches of 50) on a smaller world
+    train = subprocess.run(common + ["train", "--num-train", "200", "--epochs", "2", "--cell", "attention",
+                                     "--hidden-dim", "64", "--wordvec-dim", "32", "--batch-size", "50",
+                                     "--quiet", "--out", str(out)], env=env, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    evaluate = subprocess.run(common + ["evaluate", str(out), "--beam-size", "2"], env=env, capture_output=True,
+                              text=True)
+    assert evaluate.returncode == 0, evaluate.stderr
+    params = dict(np.load(out / "model.npz"))
+    metrics = json.loads((out / "metrics-test.json").read_text(encoding="utf-8"))
+    return params, metrics
+
+
+@pytest.mark.slow
+def test_a_small_run_is_the_same_with_one_or_two_blas_threads(tmp_path):
+    params1, metrics1 = _train_and_evaluate(tmp_path, 1)
+    params2, metrics2 = _train_and_evaluate(tmp_path, 2)
+    assert metrics1 == metrics2
+    for name in params1:
+        if name.startswith("param/"):
+            np.testing.assert_array_equal(params1[name], params2[name], err_msg=name)
