@@ -54,11 +54,28 @@ def step_flops(cell, N, T, D, W, H, V, grid=4):
     return 3 * fwd - proj
 
 
+def _captions(rng_integers, s, padding):
+    """(N, T + 1) captions of random words; with ``padding`` > 0, each row ends at a random
+    length so that about that fraction of the targets are <NULL> (COCO's batches: 0.3)."""
+    import numpy as np
+
+    N, T, V = s["N"], s["T"], s["V"]
+    captions = np.asarray(rng_integers(3, V, (N, T + 1)))
+    if padding > 0:
+        # lengths uniform in [lo, T] with mean T * (1 - padding); the longest row keeps every column
+        lo = max(1, round(2 * T * (1 - padding) - T))
+        lengths = np.random.default_rng(1).integers(lo, T + 1, N)
+        lengths[0] = T
+        for row, length in enumerate(lengths):
+            captions[row, length + 1:] = 0
+    return captions
+
+
 def _vocab(V):
     return {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, V)}}
 
 
-def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast"):
+def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast", padding=0.0):
     import numpy as np
 
     from minicap import CaptioningRNN, optim
@@ -71,7 +88,7 @@ def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast"):
                           cell_type=cell, **options).to(device)
     shape = (s["N"], s["D"]) + ((s["grid"], s["grid"]) if cell == "attention" else ())
     features = to_device(rng.standard_normal(shape).astype(np.float32), device)
-    captions = to_device(rng.integers(3, s["V"], size=(s["N"], s["T"] + 1)), device)
+    captions = to_device(_captions(rng.integers, s, padding), device)
     configs = {k: {} for k in model.params}
 
     def step():
@@ -92,7 +109,7 @@ def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast"):
     return times[2:]
 
 
-def torch_step_times(cell, steps, shapes, device="cpu"):
+def torch_step_times(cell, steps, shapes, device="cpu", padding=0.0):
     import torch
 
     s = shapes
@@ -119,7 +136,8 @@ def torch_step_times(cell, steps, shapes, device="cpu"):
     opt = torch.optim.Adam(params, lr=1e-3)
     shape = (N, D) + ((s["grid"], s["grid"]) if cell == "attention" else ())
     features = torch.randn(shape, generator=g).to(device)
-    captions = torch.randint(3, V, (N, T + 1), generator=g).to(device)
+    captions = torch.as_tensor(_captions(lambda lo, hi, size: torch.randint(lo, hi, size, generator=g).numpy(),
+                                         s, padding)).to(device)
 
     def loss_fn():
         x = embed(captions[:, :-1])
@@ -143,9 +161,9 @@ def torch_step_times(cell, steps, shapes, device="cpu"):
             out, _ = rnn(x, state)
         scores = vocab(out)
         targets = captions[:, 1:]
-        mask = targets != 0
-        nll = torch.nn.functional.cross_entropy(scores.reshape(-1, V), targets.reshape(-1), reduction="none")
-        return (nll * mask.reshape(-1)).sum() / N
+        nll = torch.nn.functional.cross_entropy(scores.reshape(-1, V), targets.reshape(-1), ignore_index=0,
+                                                reduction="sum")
+        return nll / N
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -233,9 +251,9 @@ def child(args):
             result["blas"] = blas_info()
     else:
         if args.impl == "minicap":
-            times = minicap_step_times(args.what, args.steps, shapes, args.device, args.model_impl)
+            times = minicap_step_times(args.what, args.steps, shapes, args.device, args.model_impl, args.padding)
         else:
-            times = torch_step_times(args.what, args.steps, shapes, args.device)
+            times = torch_step_times(args.what, args.steps, shapes, args.device, args.padding)
         result = {"median": statistics.median(times)}
     # ru_maxrss is in KiB on Linux: the process's peak resident memory.
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -251,7 +269,7 @@ def run_child(impl, what, args, shapes=SHAPES, pythonpath=None):
         env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, "--what", what, "--steps", str(args.steps),
            "--threads", str(args.threads), "--device", args.device, "--shapes", json.dumps(shapes),
-           "--impl", "fast" if pythonpath else args.model_impl]
+           "--impl", "fast" if pythonpath else args.model_impl, "--padding", str(args.padding)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines()
@@ -269,6 +287,8 @@ def main():
     parser.add_argument("--impl", choices=("fast", "reference"), default="fast", dest="model_impl",
                         help="minicap's layer functions: the kernels (fast) or the course layers (reference)")
     parser.add_argument("--baseline", metavar="PATH", help="another minicap checkout to time alongside")
+    parser.add_argument("--padding", type=float, default=0.0,
+                        help="fraction of <NULL> targets, rows ending at random lengths (COCO: about 0.3)")
     parser.add_argument("--child", choices=("minicap", "torch"), dest="impl", help=argparse.SUPPRESS)
     parser.add_argument("--what", help=argparse.SUPPRESS)
     parser.add_argument("--shapes", default=json.dumps(SHAPES), help=argparse.SUPPRESS)
@@ -284,7 +304,7 @@ def main():
         if result:
             extra = f" ({result['blas']})" if "blas" in result else ""
             print(f"{impl} float32 matmul peak: {result['gflops']:.1f} GFLOP/s{extra}")
-    print(f"shapes {SHAPES}, float32, {args.device}, {args.threads} threads, "
+    print(f"shapes {SHAPES}, padding {args.padding:.0%}, float32, {args.device}, {args.threads} threads, "
           f"{args.rounds} alternated rounds x {args.steps} steps, load average {os.getloadavg()[0]:.1f}")
     print(f"{'cell':10s} {'minicap ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s ours/torch':>19s} "
           f"{'maxrss MB ours/torch':>21s}")

@@ -214,24 +214,24 @@ class CaptioningRNN:
         if not self.cell.attention:
             return L.affine_forward(features, p["W_proj"], p["b_proj"])
         N, D, Hs, Ws = features.shape
-        # View the grid as a sequence of L = Hs * Ws feature vectors and reuse the temporal affine layer.
-        seq = features.reshape(N, D, Hs * Ws).transpose(0, 2, 1)  # (N, L, D)
-        out, _ = L.temporal_affine_forward(seq, p["W_proj"], p["b_proj"])
-        A = out.transpose(0, 2, 1).reshape(N, self.hidden_dim, Hs, Ws)
-        return A, seq
+        # The N * L location vectors (L = Hs * Ws) as one batch of the affine layer.
+        locations = features.reshape(N, D, Hs * Ws).transpose(0, 2, 1).reshape(N * Hs * Ws, D)
+        out, _ = L.affine_forward(locations, p["W_proj"], p["b_proj"])  # (N * L, H)
+        A = out.reshape(N, Hs * Ws, self.hidden_dim).transpose(0, 2, 1).reshape(N, self.hidden_dim, Hs, Ws)
+        return A, locations
 
     def _project_features_backward(self, L, dinit, cache):
         """dW_proj, db_proj from dh0 (N, H) or dA (N, H, Hs, Ws)."""
         if not self.cell.attention:
             _, dW_proj, db_proj = L.affine_backward(dinit, cache)
             return dW_proj, db_proj
-        # Written out rather than through temporal_affine_backward, which would also
-        # form the features' gradient (N, L, D): nothing needs it, and at COCO sizes it
-        # is a product as large as the projection itself.
-        seq = cache
+        # Written out rather than through affine_backward, which would also form the
+        # features' gradient (N * L, D): nothing needs it, and at COCO sizes it is a
+        # product as large as the projection itself.
+        locations = cache
         N, H = dinit.shape[:2]
-        dout = dinit.reshape(N, H, -1).transpose(0, 2, 1).reshape(-1, H)  # (N*L, H)
-        return seq.reshape(-1, seq.shape[2]).T @ dout, dout.sum(axis=0)
+        dout = dinit.reshape(N, H, -1).transpose(0, 2, 1).reshape(-1, H)  # (N * L, H)
+        return locations.T @ dout, dout.sum(axis=0)
 
     def initial_state(self, features):
         """(h, c, A) at t = 0 for decoding, with the layers of ``impl``: c is

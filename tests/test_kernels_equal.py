@@ -40,7 +40,7 @@ def _assert_equal(got, want, what):
 def test_every_shared_name_is_compared():
     shared = {n for n in L.__all__ if n in K.__all__}
     compared = {f.__name__ for course, _ in PAIRS for f in (course.forward, course.backward)}
-    assert shared - {"temporal_softmax_loss"} == compared
+    assert shared - {"temporal_softmax_loss"} == compared  # the loss has its own tests below
     assert set(L.__all__) <= set(K.__all__)  # every course function has a fast version
 
 
@@ -87,6 +87,28 @@ def test_deferred_embedding_into_a_sequence_equals_the_course(monkeypatch, cell,
     dh = np.random.default_rng(seed + 1).standard_normal(h.shape)
     dx, *grads = course_backward(dh, cache)
     _assert_equal(words.back((dh,), caches), (L.word_embedding_backward(dx, embed_cache), *grads), "gradient")
+
+
+@pytest.mark.parametrize("kept_fraction", [0.0, 0.3, 0.7, 1.0])
+@examples
+@given(N=st.integers(1, 4), T=st.integers(1, 5), H=st.integers(1, 4), V=st.integers(1, 7),
+       seed=st.integers(0, 2**32 - 1))
+def test_scores_for_kept_targets_only_equal_the_course(xp, kept_fraction, N, T, H, V, seed):
+    """kernels.temporal_affine -> kernels.temporal_softmax_loss -> kernels.temporal_affine_backward
+    scores only the kept rows; loss and every gradient equal the course's full computation."""
+    rng = np.random.default_rng(seed)
+    x, w, b = (xp.asarray(rng.standard_normal(shape)) for shape in ((N, T, H), (H, V), (V,)))
+    y = xp.asarray(rng.integers(0, V, (N, T)))
+    mask = xp.asarray(rng.random((N, T)) < kept_fraction)
+    scores, cache = L.temporal_affine_forward(x, w, b)
+    loss, dscores = L.temporal_softmax_loss(scores, y, mask)
+    fast_scores, fast_cache = K.temporal_affine_forward(x, w, b)
+    fast_loss, fast_dscores = K.temporal_softmax_loss(fast_scores, y, mask)
+    assert isinstance(fast_dscores, K.KeptRowGradients)
+    _assert_equal((fast_loss,), (loss,), "loss")
+    _assert_equal(K.temporal_affine_backward(fast_dscores, fast_cache), L.temporal_affine_backward(dscores, cache),
+                  "gradient")
+    np.testing.assert_allclose(to_numpy(fast_scores.compute()), to_numpy(scores), rtol=1e-12)
 
 
 VOCAB = {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, 11)}}

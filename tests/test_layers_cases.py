@@ -150,7 +150,7 @@ def _cases(L, prefix=""):
     return [
         Case(prefix + "affine", _make_affine, _outputs(L.affine_forward), _one_grad_out(L.affine_backward),
              (0, 1, 2), L.affine_forward, L.affine_backward),
-        Case(prefix + "temporal_affine", _make_temporal_affine, _outputs(L.temporal_affine_forward),
+        Case(prefix + "temporal_affine", _make_temporal_affine, _outputs(_looked_up(L.temporal_affine_forward)),
              _one_grad_out(L.temporal_affine_backward), (0, 1, 2), L.temporal_affine_forward,
              L.temporal_affine_backward),
         Case(prefix + "word_embedding", _make_embedding, _outputs(_looked_up(L.word_embedding_forward)),
@@ -178,10 +178,15 @@ def _cases(L, prefix=""):
 
 
 def _looked_up(forward):
-    """The kernels' embedding returns a WordVectors (the lookup deferred); gather it."""
+    """The kernels' embedding and temporal affine layer defer their output (WordVectors,
+    Scores); compute it."""
     def run(*args):
         out, cache = forward(*args)
-        return (out.lookup() if isinstance(out, K.WordVectors) else out), cache
+        if isinstance(out, K.WordVectors):
+            out = out.lookup()
+        elif isinstance(out, K.Scores):
+            out = out.compute()
+        return out, cache
     return run
 
 

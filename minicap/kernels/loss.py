@@ -2,10 +2,13 @@
 
 One (N*T, V) buffer serves as the shifted scores, their exponentials and dx in
 turn, and the one-hot part of the gradient is a scatter of N*T values instead
-of an (N*T, V) comparison."""
+of an (N*T, V) comparison. Given the deferred ``Scores`` of
+``kernels.temporal_affine_forward``, only the rows whose target is kept are
+scored at all (``scores.py``)."""
 
 from ..backend import get_array_module, scatter_add
 from ..layers._checks import expect_float, expect_ids_below, expect_int, expect_shape, shape_of
+from .scores import KeptRowGradients, Scores
 
 
 def temporal_softmax_loss(x, y, mask):
@@ -27,31 +30,47 @@ def temporal_softmax_loss(x, y, mask):
     if mask.dtype.kind not in "biu":
         raise ValueError(f"mask must be boolean (e.g. captions_out != NULL), got dtype {mask.dtype}")
     expect_ids_below("y", y, V, match)
-    xp = get_array_module(x, y, mask)
-
-    rows = x.reshape(N * T, V)
-    y_flat = y.reshape(N * T)
+    xp = get_array_module(y, mask)
     keep = mask.reshape(N * T) != 0
-    # One (N*T, V) buffer serves as the shifted scores, then their exponentials,
-    # then dx: the softmax and its gradient are formed in place.
+    targets = y.reshape(N * T)
+    if isinstance(x, Scores):
+        # Only the kept rows are scored; the masked ones would get a zero gradient anyway.
+        kept = None if bool(keep.all()) else xp.flatnonzero(keep)  # one sync, like the model's trimming
+        rows, inputs = x.kept_scores(kept)
+        loss, drows = _loss_rows(xp, rows, targets if kept is None else targets[kept], None, N)
+        return loss, KeptRowGradients(drows, kept, inputs, (N, T, V))
+    loss, drows = _loss_rows(xp, x.reshape(N * T, V).copy(), targets, keep, N)
+    return loss, drows.reshape(N, T, V)
+
+
+def _loss_rows(xp, e, targets, keep, N):
+    """The loss and its gradient for the score rows ``e`` (M, V), which are overwritten
+    (they become the gradient); keep (M,) marks the rows that count, None for all."""
+    M, V = e.shape
+    dtype = e.dtype
+    # One (M, V) buffer serves as the shifted scores, then their exponentials,
+    # then the gradient: the softmax and its gradient are formed in place.
     # log p_y = s_y - log(sum exp(s)) with s = x - max(x): no exp overflow,
     # and no log(0) when p_y underflows (log of the softmax would give -inf).
-    e = rows - rows.max(axis=1, keepdims=True)
-    s_y = xp.take_along_axis(e, y_flat[:, None], axis=1)[:, 0]
+    e -= e.max(axis=1, keepdims=True)
+    s_y = xp.take_along_axis(e, targets[:, None], axis=1)[:, 0]
     xp.exp(e, out=e)
     z = e.sum(axis=1)
     log_p = s_y - xp.log(z)
     # where() rather than boolean indexing keeps the shapes static (boolean
     # indexing is data-dependent and syncs on the GPU).
-    loss = xp.where(keep, -log_p, 0).sum() / N  # not -(sum): an all-masked batch gives 0.0, not -0.0
+    kept_log_p = -log_p if keep is None else xp.where(keep, -log_p, 0)
+    loss = kept_log_p.sum() / N  # not -(sum): an all-masked batch gives 0.0, not -0.0
 
     # d(-log p_y)/dx = (p - onehot(y)) * scale, scale = 1/N on kept rows and 0 on
     # masked ones. p * scale = e * (scale / z) is one pass over the buffer; the
-    # one-hot part touches one element per row, so it is a scatter of N*T values
-    # (no index repeats) instead of a (N*T, V) comparison.
-    scale = xp.where(keep, 1.0 / N, 0.0).astype(x.dtype)
-    dx = e
-    dx *= (scale / z)[:, None]
+    # one-hot part touches one element per row, so it is a scatter of M values
+    # (no index repeats) instead of an (M, V) comparison.
+    if keep is None:
+        scale = xp.full(M, 1.0 / N, dtype=dtype)
+    else:
+        scale = xp.where(keep, 1.0 / N, 0.0).astype(dtype)
+    e *= (scale / z)[:, None]
     # int64 first: an unsigned y (uint64) plus the signed arange would promote to float64.
-    scatter_add(dx.reshape(N * T * V), xp.arange(N * T) * V + y_flat.astype(xp.int64), -scale)
-    return xp.asarray(loss, dtype=x.dtype), dx.reshape(N, T, V)
+    scatter_add(e.reshape(M * V), xp.arange(M) * V + targets.astype(xp.int64), -scale)
+    return xp.asarray(loss, dtype=dtype), e
