@@ -229,6 +229,25 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def elementwise_ns(n=1 << 20, repeats=7):
+    """NumPy's float32 tanh and exp, in ns per element (best of ``repeats``): the cell
+    arithmetic's cost, which differs by a factor of ten between CPU families."""
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    out = np.empty_like(x)
+    result = []
+    for fn in (np.tanh, np.exp):
+        fn(x, out=out)
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(x, out=out)
+            best = min(best, time.perf_counter() - start)
+        result.append(best / n * 1e9)
+    return result
+
+
 def blas_info():
     """Which BLAS and kernel NumPy runs (threadpoolctl), as one short string."""
     try:
@@ -249,6 +268,8 @@ def child(args):
         result = {"gflops": matmul_peak(args.impl, args.device)}
         if args.impl == "minicap":
             result["blas"] = blas_info()
+            if args.device == "cpu":
+                result["tanh_ns"], result["exp_ns"] = elementwise_ns()
     else:
         if args.impl == "minicap":
             times = minicap_step_times(args.what, args.steps, shapes, args.device, args.model_impl, args.padding)
@@ -304,6 +325,8 @@ def main():
         if result:
             extra = f" ({result['blas']})" if "blas" in result else ""
             print(f"{impl} float32 matmul peak: {result['gflops']:.1f} GFLOP/s{extra}")
+            if "tanh_ns" in result:
+                print(f"NumPy float32 tanh {result['tanh_ns']:.2f} ns/element, exp {result['exp_ns']:.2f} ns/element")
     print(f"shapes {SHAPES}, padding {args.padding:.0%}, float32, {args.device}, {args.threads} threads, "
           f"{args.rounds} alternated rounds x {args.steps} steps, load average {os.getloadavg()[0]:.1f}")
     print(f"{'cell':10s} {'minicap ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s ours/torch':>19s} "
