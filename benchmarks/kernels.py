@@ -23,23 +23,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from machine import cpu_model  # noqa: E402
 import minicap.kernels as K  # noqa: E402
 import minicap.layers as L  # noqa: E402
 from minicap import CaptioningRNN  # noqa: E402
 from minicap.kernels import embed_project  # noqa: E402
 
 N, T, W, H, V, GRID = 128, 16, 256, 512, 1004, 4
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def inputs(rng):

@@ -20,19 +20,10 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_model
+
 TRAIN = ["train", "--cell", "attention", "--num-train", "1000", "--epochs", "1", "--quiet"]
 DEMO = ["demo", "--quiet"]
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def run(args, home, out, extra):

@@ -35,6 +35,8 @@ import subprocess
 import sys
 import time
 
+from machine import cpu_model
+
 SHAPES = dict(N=128, T=16, D=512, W=256, H=512, V=1004, grid=4)
 
 
@@ -213,20 +215,6 @@ def matmul_peak(impl, device="cpu", n=2048, repeats=5):
         mm()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
-
-
-def cpu_model():
-    """The CPU's model name, so that numbers from different machines can be read side by side."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def elementwise_ns(n=1 << 20, repeats=7):

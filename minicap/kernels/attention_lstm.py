@@ -13,8 +13,9 @@ per-step attention gradients into dA with two batched products at the end.
 
 from ..backend import get_array_module
 from ..layers._checks import (
+    check_attention_sequence,
+    check_lstm_step,
     expect_grad,
-    expect_lstm_weights,
     expect_projected_inputs,
     expect_recurrent_weights,
     expect_shape,
@@ -32,11 +33,7 @@ def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
     x: (N, D); prev_h, prev_c, attn: (N, H); Wx: (D, 4H); Wh, Wattn: (H, 4H);
     b: (4H,). Returns next_h (N, H), next_c (N, H) and a cache.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
-    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
-    match = f"{shape_of('x', x)} and {shape_of('Wh', Wh)}"
-    for name, arr in (("prev_h", prev_h), ("prev_c", prev_c), ("attn", attn)):
-        expect_shape(name, arr, ("N", "H"), (N, H), match=match)
+    N, D, H = check_lstm_step(x, prev_h, prev_c, Wx, Wh, b, attn, Wattn)
     xp = get_array_module(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)
     gates = x @ Wx + prev_h @ Wh + attn @ Wattn + b  # pre-activations, turned into gates in place
     next_c = xp.empty((N, H), dtype=gates.dtype)
@@ -67,10 +64,7 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     x: (N, T, D); A: (N, H, Hs, Ws) projected features; Wx: (D, 4H);
     Wh, Wattn: (H, 4H); b: (4H,). Returns h (N, T, H) and a cache.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
-    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
-    expect_shape("A", A, ("N", "H", "Hs", "Ws"), (N, H, None, None),
-                 match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    check_attention_sequence(x, A, Wx, Wh, Wattn, b)
     a, projection_cache = project_words(x, Wx, b)
     h, loop_cache = attention_loop_forward(a, A, Wh, Wattn, overwrite_a=True)
     return h, (projection_cache, loop_cache)

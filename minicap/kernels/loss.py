@@ -7,7 +7,7 @@ of an (N*T, V) comparison. Given the deferred ``Scores`` of
 scored at all (``scores.py``)."""
 
 from ..backend import get_array_module, scatter_add
-from ..layers._checks import expect_float, expect_ids_below, expect_int, expect_shape, shape_of
+from ..layers._checks import check_softmax_loss
 from .scores import KeptRowGradients, Scores
 
 
@@ -21,15 +21,7 @@ def temporal_softmax_loss(x, y, mask):
     Dividing by N, not by the number of kept tokens, is the courses' convention:
     a batch of long captions weighs more than one of short captions.
     """
-    N, T, V = expect_shape("x", x, ("N", "T", "V"), (None, None, None))
-    expect_float("x", x)
-    match = shape_of("x", x)
-    expect_shape("y", y, ("N", "T"), (N, T), match=match)
-    expect_int("y", y, "target ids")
-    expect_shape("mask", mask, ("N", "T"), (N, T), match=match)
-    if mask.dtype.kind not in "biu":
-        raise ValueError(f"mask must be boolean (e.g. captions_out != NULL), got dtype {mask.dtype}")
-    expect_ids_below("y", y, V, match)
+    N, T, V = check_softmax_loss(x, y, mask)
     xp = get_array_module(y, mask)
     keep = mask.reshape(N * T) != 0
     targets = y.reshape(N * T)

@@ -17,8 +17,9 @@ What differs from the course file (docs/kernels.md measures each):
 
 from ..backend import get_array_module
 from ..layers._checks import (
+    check_lstm_step,
+    check_sequence,
     expect_grad,
-    expect_lstm_weights,
     expect_projected_inputs,
     expect_recurrent_weights,
     expect_shape,
@@ -92,11 +93,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     x: (N, D); prev_h, prev_c: (N, H); Wx: (D, 4H); Wh: (H, 4H); b: (4H,).
     Returns next_h (N, H), next_c (N, H) and a cache for ``lstm_step_backward``.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b)
-    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
-    match = f"{shape_of('x', x)} and {shape_of('Wh', Wh)}"
-    expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=match)
-    expect_shape("prev_c", prev_c, ("N", "H"), (N, H), match=match)
+    N, D, H = check_lstm_step(x, prev_h, prev_c, Wx, Wh, b)
     xp = get_array_module(x, prev_h, prev_c, Wx, Wh, b)
     gates = x @ Wx + prev_h @ Wh + b  # pre-activations, turned into gates in place
     next_c = xp.empty((N, H), dtype=gates.dtype)
@@ -128,9 +125,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     h0: (N, H); Wx: (D, 4H); Wh: (H, 4H); b: (4H,).
     Returns h (N, T, H) and a cache for ``lstm_backward``.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b)
-    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
-    expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    check_sequence(x, h0, Wx, Wh, b, gates=4)
     a, projection_cache = project_words(x, Wx, b)
     h, loop_cache = lstm_loop_forward(a, h0, Wh, overwrite_a=True)
     return h, (projection_cache, loop_cache)

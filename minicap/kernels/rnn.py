@@ -9,22 +9,15 @@ arrangement: ``minicap.kernels`` uses the course's ``rnn_step_forward``.
 
 from ..backend import get_array_module
 from ..layers._checks import (
+    check_sequence,
     expect_grad,
     expect_projected_inputs,
     expect_rnn_recurrent_weights,
-    expect_rnn_weights,
     expect_shape,
     shape_of,
 )
 from ._through_time import batch_major, recurrent_weight_grad, states_buffer
 from .embed_project import project_words, project_words_backward
-
-
-def _check_sequence(x, h0, Wx, Wh, b):
-    D, H = expect_rnn_weights(Wx, Wh, b)
-    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
-    expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
-    return N, T, H
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -34,7 +27,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     h0: (N, H); Wx: (D, H); Wh: (H, H); b: (H,).
     Returns h (N, T, H) and a cache for ``rnn_backward``.
     """
-    _check_sequence(x, h0, Wx, Wh, b)
+    check_sequence(x, h0, Wx, Wh, b, gates=1)
     a, projection_cache = project_words(x, Wx, b)
     h, loop_cache = rnn_loop_forward(a, h0, Wh)
     return h, (projection_cache, loop_cache)

@@ -136,3 +136,63 @@ def expect_grad(name, grad, shape, of):
     if tuple(got) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, the shape of {of} from the forward, "
                          f"got {tuple(got)}")
+
+
+# --- whole calls: each layer (and its fast kernel) checks its arguments in one line -----
+
+def check_rnn_step(x, prev_h, Wx, Wh, b):
+    """rnn_step_forward's arguments; returns (N, D, H)."""
+    D, H = expect_rnn_weights(Wx, Wh, b)
+    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
+    expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    return N, D, H
+
+
+def check_sequence(x, h0, Wx, Wh, b, gates):
+    """rnn_forward's (gates=1) or lstm_forward's (gates=4) arguments; returns (N, T, D, H)."""
+    D, H = expect_rnn_weights(Wx, Wh, b) if gates == 1 else expect_lstm_weights(Wx, Wh, b)
+    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
+    expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    return N, T, D, H
+
+
+def check_lstm_step(x, prev_h, prev_c, Wx, Wh, b, attn=None, Wattn=None):
+    """lstm_step_forward's arguments, or with attn and Wattn attention_lstm_step_forward's;
+    returns (N, D, H)."""
+    D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
+    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
+    match = f"{shape_of('x', x)} and {shape_of('Wh', Wh)}"
+    states = (("prev_h", prev_h), ("prev_c", prev_c)) + ((("attn", attn),) if Wattn is not None else ())
+    for name, arr in states:
+        expect_shape(name, arr, ("N", "H"), (N, H), match=match)
+    return N, D, H
+
+
+def check_attention_sequence(x, A, Wx, Wh, Wattn, b):
+    """attention_forward's arguments; returns (N, T, D, H)."""
+    D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
+    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
+    expect_shape("A", A, ("N", "H", "Hs", "Ws"), (N, H, None, None),
+                 match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    return N, T, D, H
+
+
+def check_attention(prev_h, A):
+    """dot_product_attention_forward's arguments; returns (N, H, Hs, Ws)."""
+    N, H, Hs, Ws = expect_shape("A", A, ("N", "H", "Hs", "Ws"), (None, None, None, None))
+    expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=shape_of("A", A))
+    return N, H, Hs, Ws
+
+
+def check_softmax_loss(x, y, mask):
+    """temporal_softmax_loss's arguments; returns (N, T, V)."""
+    N, T, V = expect_shape("x", x, ("N", "T", "V"), (None, None, None))
+    expect_float("x", x)
+    match = shape_of("x", x)
+    expect_shape("y", y, ("N", "T"), (N, T), match=match)
+    expect_int("y", y, "target ids")
+    expect_shape("mask", mask, ("N", "T"), (N, T), match=match)
+    if mask.dtype.kind not in "biu":
+        raise ValueError(f"mask must be boolean (e.g. captions_out != NULL), got dtype {mask.dtype}")
+    expect_ids_below("y", y, V, match)
+    return N, T, V

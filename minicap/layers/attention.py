@@ -13,7 +13,7 @@ does not saturate (and stop passing gradient) as the model grows.
 import math
 
 from ..backend import get_array_module
-from ._checks import expect_grad, expect_shape, shape_of
+from ._checks import check_attention, expect_grad
 
 
 def softmax(scores):
@@ -30,8 +30,7 @@ def dot_product_attention_forward(prev_h, A):
     prev_h: (N, H); A: (N, H, Hs, Ws), any grid. Returns attn (N, H), the
     weights attn_weights (N, Hs, Ws) and a cache for the backward.
     """
-    N, H, Hs, Ws = expect_shape("A", A, ("N", "H", "Hs", "Ws"), (None, None, None, None))
-    expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=shape_of("A", A))
+    N, H, Hs, Ws = check_attention(prev_h, A)
     # BEGIN SOLUTION
     A_flat = A.reshape(N, H, Hs * Ws)  # (N, H, L): one column per location
     scores = (prev_h[:, None, :] @ A_flat)[:, 0, :] * (1.0 / math.sqrt(H))  # (N, L)

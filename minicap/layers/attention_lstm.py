@@ -14,7 +14,7 @@ batched products: docs/kernels.md.)
 
 from ..backend import get_array_module
 from . import attention, lstm  # their functions are looked up at each call: yours, once you replace them
-from ._checks import expect_grad, expect_lstm_weights, expect_shape, shape_of
+from ._checks import check_attention_sequence, check_lstm_step, expect_grad
 
 
 def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
@@ -23,11 +23,7 @@ def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
     x: (N, D); prev_h, prev_c, attn: (N, H); Wx: (D, 4H); Wh, Wattn: (H, 4H);
     b: (4H,). Returns next_h (N, H), next_c (N, H) and a cache.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
-    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
-    match = f"{shape_of('x', x)} and {shape_of('Wh', Wh)}"
-    for name, arr in (("prev_h", prev_h), ("prev_c", prev_c), ("attn", attn)):
-        expect_shape(name, arr, ("N", "H"), (N, H), match=match)
+    N, D, H = check_lstm_step(x, prev_h, prev_c, Wx, Wh, b, attn, Wattn)
     xp = get_array_module(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)
     # BEGIN SOLUTION
     x_attn = xp.concatenate([x, attn], axis=1)  # (N, D + H)
@@ -57,10 +53,7 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     x: (N, T, D); A: (N, H, Hs, Ws) projected features; Wx: (D, 4H);
     Wh, Wattn: (H, 4H); b: (4H,). Returns h (N, T, H) and a cache.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b, Wattn)
-    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
-    expect_shape("A", A, ("N", "H", "Hs", "Ws"), (N, H, None, None),
-                 match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    N, T, D, H = check_attention_sequence(x, A, Wx, Wh, Wattn, b)
     xp = get_array_module(x, A, Wx, Wh, Wattn, b)
     # BEGIN SOLUTION
     h0 = A.mean(axis=(2, 3))

@@ -1,7 +1,7 @@
 """The caption loss: softmax cross-entropy at every kept time step."""
 
 from ..backend import get_array_module
-from ._checks import expect_float, expect_ids_below, expect_int, expect_shape, shape_of
+from ._checks import check_softmax_loss
 
 
 def temporal_softmax_loss(x, y, mask):
@@ -14,15 +14,7 @@ def temporal_softmax_loss(x, y, mask):
     Dividing by N, not by the number of kept tokens, is the courses' convention:
     a batch of long captions weighs more than one of short captions.
     """
-    N, T, V = expect_shape("x", x, ("N", "T", "V"), (None, None, None))
-    expect_float("x", x)
-    match = shape_of("x", x)
-    expect_shape("y", y, ("N", "T"), (N, T), match=match)
-    expect_int("y", y, "target ids")
-    expect_shape("mask", mask, ("N", "T"), (N, T), match=match)
-    if mask.dtype.kind not in "biu":
-        raise ValueError(f"mask must be boolean (e.g. captions_out != NULL), got dtype {mask.dtype}")
-    expect_ids_below("y", y, V, match)
+    N, T, V = check_softmax_loss(x, y, mask)
     xp = get_array_module(x, y, mask)
     # BEGIN SOLUTION
     scores = x.reshape(N * T, V)

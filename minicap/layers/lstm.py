@@ -15,7 +15,7 @@ same thing in place and with batched products: docs/kernels.md.)
 """
 
 from ..backend import get_array_module
-from ._checks import expect_grad, expect_lstm_weights, expect_shape, shape_of
+from ._checks import check_lstm_step, check_sequence, expect_grad
 
 
 def sigmoid(x):
@@ -34,11 +34,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     x: (N, D); prev_h, prev_c: (N, H); Wx: (D, 4H); Wh: (H, 4H); b: (4H,).
     Returns next_h (N, H), next_c (N, H) and a cache for ``lstm_step_backward``.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b)
-    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
-    match = f"{shape_of('x', x)} and {shape_of('Wh', Wh)}"
-    expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=match)
-    expect_shape("prev_c", prev_c, ("N", "H"), (N, H), match=match)
+    N, D, H = check_lstm_step(x, prev_h, prev_c, Wx, Wh, b)
     xp = get_array_module(x, prev_h, prev_c, Wx, Wh, b)
     # BEGIN SOLUTION
     a = x @ Wx + prev_h @ Wh + b
@@ -94,9 +90,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     x: (N, T, D); h0: (N, H); Wx: (D, 4H); Wh: (H, 4H); b: (4H,).
     Returns h (N, T, H) and a cache for ``lstm_backward``.
     """
-    D, H = expect_lstm_weights(Wx, Wh, b)
-    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
-    expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    N, T, D, H = check_sequence(x, h0, Wx, Wh, b, gates=4)
     xp = get_array_module(x, h0, Wx, Wh, b)
     # BEGIN SOLUTION
     hs, step_caches = [], []

@@ -10,7 +10,7 @@ batched into one: docs/kernels.md.)
 """
 
 from ..backend import get_array_module
-from ._checks import expect_grad, expect_rnn_weights, expect_shape, shape_of
+from ._checks import check_rnn_step, check_sequence, expect_grad
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -19,9 +19,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     x: (N, D); prev_h: (N, H); Wx: (D, H); Wh: (H, H); b: (H,).
     Returns next_h (N, H) and a cache for ``rnn_step_backward``.
     """
-    D, H = expect_rnn_weights(Wx, Wh, b)
-    N, _ = expect_shape("x", x, ("N", "D"), (None, D), match=shape_of("Wx", Wx))
-    expect_shape("prev_h", prev_h, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    check_rnn_step(x, prev_h, Wx, Wh, b)
     xp = get_array_module(x, prev_h, Wx, Wh, b)
     # BEGIN SOLUTION
     next_h = xp.tanh(x @ Wx + prev_h @ Wh + b)
@@ -55,9 +53,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     x: (N, T, D); h0: (N, H); Wx: (D, H); Wh: (H, H); b: (H,).
     Returns h (N, T, H) and a cache for ``rnn_backward``.
     """
-    D, H = expect_rnn_weights(Wx, Wh, b)
-    N, T, _ = expect_shape("x", x, ("N", "T", "D"), (None, None, D), match=shape_of("Wx", Wx))
-    expect_shape("h0", h0, ("N", "H"), (N, H), match=f"{shape_of('x', x)} and {shape_of('Wh', Wh)}")
+    N, T, D, H = check_sequence(x, h0, Wx, Wh, b, gates=1)
     xp = get_array_module(x, h0, Wx, Wh, b)
     # BEGIN SOLUTION
     hs, step_caches = [], []
