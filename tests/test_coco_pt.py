@@ -285,3 +285,35 @@ def test_data_show_works_without_features(coco_pt, tmp_path, capsys):
     assert main(["data", "show", "coco-eecs498", "--data-path", str(coco_pt), "--batch-size", "2", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not coco.features_path(coco_pt, "mobilenet_v2").exists()
+
+
+# ---------------------------------------------------------------- hostile files: small on disk, huge in memory
+
+
+def test_mixed_key_types_are_named_with_the_file(tmp_path):
+    path = tmp_path / "mixed.pt"
+    _plain_torch_zip(path, {"weights": [1.0], 3: "x"})
+    with pytest.raises(DataError, match=r"found \['weights', 3\]") as err:
+        coco.load_coco_pt(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("which", ["train_images", "val_captions"])
+def test_stride_zero_tensors_are_refused_before_they_are_copied(tmp_path, which):
+    """A few kilobytes of file whose tensor repeats one storage (torch's expand) to tens of megabytes."""
+    torch = pytest.importorskip("torch")
+    n = 2000 if which == "train_images" else 2_000_000
+    images = torch.zeros(1, 3, 1, 1, dtype=torch.uint8).expand(n, 3, 112 if which == "train_images" else 1, 1)
+    captions = torch.tensor([[1, 4, 2, 0]]).expand(n, 4)  # strides (0, 1)
+    split = which.split("_")[0]
+    path = tmp_path / "coco.pt"
+    obj = _torch_coco(torch, **{f"{split}_images": images, f"{split}_captions": captions})
+    torch.save(obj, path)
+    assert path.stat().st_size < 10_000
+    growth, outcome = peak_growth("from minicap.data import coco", f"coco.load_coco_pt({str(path)!r})")
+    assert outcome.startswith("DataError") and "more than the" in outcome and str(path) in outcome
+    assert growth < 16 << 20
+
+
+from memory import peak_growth  # noqa: E402  (a helper beside the tests)

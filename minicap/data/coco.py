@@ -192,7 +192,8 @@ def _read_coco_pt(path):
     raw = read_torch_file(path)
     keys = ("train_images", "train_captions", "val_images", "val_captions", "vocab")
     if not isinstance(raw, dict) or any(k not in raw for k in keys):
-        found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        # by repr: a dict with str and int keys cannot be sorted by the keys themselves
+        found = sorted(raw, key=repr) if isinstance(raw, dict) else type(raw).__name__
         raise DataError(f"{path} is not EECS 498's coco.pt: expected the keys {list(keys)}, found {found}; {_GET_EECS498}")
     vocab = raw["vocab"]
     if not isinstance(vocab, dict) or "idx_to_token" not in vocab or "token_to_idx" not in vocab:
@@ -206,6 +207,7 @@ def _read_coco_pt(path):
     idx_to_word, word_to_idx = list(idx_to_word), dict(word_to_idx)
     _check_vocab(idx_to_word, word_to_idx, path)
     splits = {}
+    _check_fits_file(path, {name: raw[name] for name in keys[:4]})
     for split in ("train", "val"):
         images = raw[f"{split}_images"]
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
@@ -219,6 +221,25 @@ def _read_coco_pt(path):
             raise DataError(f"{path}: {len(captions)} {split} captions for {len(images)} images; expected one per image")
         splits[split] = (np.ascontiguousarray(images), captions)
     return splits, idx_to_word, word_to_idx
+
+
+def _check_fits_file(path, tensors):
+    """Refuse tensors that show more bytes than the file holds.
+
+    The torch reader keeps tensors as views of their storage, so a tensor saved with
+    stride 0 (torch's ``expand``) costs nothing until it is copied; coco.pt stores every
+    image and caption, and copying such a view (to make it contiguous, or int32) could
+    cost gigabytes from a file of kilobytes.
+    """
+    size = path.stat().st_size
+    shown = {name: t.nbytes for name, t in tensors.items() if isinstance(t, np.ndarray)}
+    if sum(shown.values()) > size:
+        name = max(shown, key=shown.get)
+        t = tensors[name]
+        raise DataError(
+            f"{path}: its tensors show {sum(shown.values())} bytes, more than the {size} bytes of the file "
+            f"({name} {t.shape} has strides {t.strides}: it repeats the same bytes); coco.pt stores every "
+            f"image and caption, so this is not the EECS 498 file; {_GET_EECS498}")
 
 
 def _load_features(path, encoder, splits):
