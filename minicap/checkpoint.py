@@ -14,6 +14,7 @@ back until the training loop reaches a point where its state is consistent.
 """
 
 import json
+import math
 import pathlib
 import signal
 import threading
@@ -24,7 +25,8 @@ import numpy as np
 
 from .atomic import atomic_open
 
-__all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state"]
+__all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state",
+           "check_model_arrays"]
 
 _JSON_KEY = "__json__"
 _ARRAY_REF = "__array__"  # {"__array__": name} in the JSON part stands for the array stored as name
@@ -56,14 +58,18 @@ def load_npz(path):
     """Read every array of an ``.npz`` file into a dict, without pickle.
 
     Raises FileNotFoundError for a missing file and CheckpointError for one that is not a
-    complete ``.npz`` archive (truncated, overwritten, or another format).
+    complete ``.npz`` archive (truncated, overwritten, or another format), or that would
+    take more memory than the file can hold (``_check_npz_sizes``).
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as f:
             return {key: f[key] for key in f.files}
+    except CheckpointError:
+        raise
     # a damaged archive can also claim a newer zip version or an unknown compression
     # method (NotImplementedError from zipfile) or hold a corrupt deflate stream (zlib.error)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, zlib.error) as err:
@@ -71,6 +77,103 @@ def load_npz(path):
             f"{path} is not a readable .npz checkpoint ({err}); it may be truncated or of another "
             "format: delete it or point to another checkpoint"
         ) from None
+
+
+def _check_npz_sizes(path):
+    """Refuse an .npz whose arrays would need more memory than the file holds, before reading any.
+
+    minicap writes .npz files uncompressed (``numpy.savez``), so every byte of every array
+    is in the file. A compressed member can declare any size and inflate to it from a few
+    kilobytes (a zip bomb), and an .npy header can declare a shape far larger than its
+    member (NumPy allocates the declared shape before it reads): both are refused.
+    """
+    size = path.stat().st_size
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            # other (unknown) methods are left to zipfile, which refuses them when the entry is read
+            compressed = info.compress_type in (zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+            if compressed or (info.compress_type == zipfile.ZIP_STORED and info.file_size > info.compress_size):
+                raise CheckpointError(
+                    f"{path}: its entry {info.filename!r} is compressed; minicap writes .npz files uncompressed "
+                    "(numpy.savez), and a compressed entry can expand to any size, so it is refused; "
+                    "re-save the arrays with numpy.savez")
+            total += info.file_size
+            if total > size:  # entries of a damaged or hostile zip can share the same bytes
+                raise CheckpointError(f"{path}: its entries add up to more than the {size} bytes of the file")
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                needed = math.prod(shape) * dtype.itemsize
+                if needed > info.file_size:
+                    raise CheckpointError(
+                        f"{path}: its entry {info.filename!r} declares a {dtype} array of shape {shape} "
+                        f"({needed} bytes) but holds {info.file_size} bytes; the file is damaged")
+
+
+def check_model_arrays(arrays, source):
+    """Check a model file's stored sizes against its arrays before the model is built.
+
+    The constructor allocates parameters from the config's sizes, so a config that says
+    ``hidden_dim=10**7`` in a file of kilobytes would cost terabytes before any shape is
+    compared: every size is compared with the stored arrays' shapes first (W_embed (V, W),
+    W_proj (D, H), Wx (W, G*H), Wh (H, G*H), W_vocab (H, V), G = 4 for the LSTM cells).
+    Every parameter must be a real floating-point array of finite values: a NaN-filled
+    model would caption every image with nothing and score zeros without an error.
+    Raises ``CheckpointError`` naming ``source``.
+    """
+    try:
+        config = json.loads(str(arrays["config"]))
+    except ValueError as err:
+        raise CheckpointError(f"{source} has an unreadable model config: {err}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("word_to_idx"), dict):
+        raise CheckpointError(f"{source} has an unreadable model config: it is not a dict with a word_to_idx dict")
+    for key, value in arrays.items():
+        if not key.startswith("param/"):
+            continue
+        value = np.asarray(value)
+        if value.dtype.kind != "f":
+            raise CheckpointError(f"{source}: parameter {key[6:]!r} has dtype {value.dtype}; parameters are real "
+                                  "floating-point arrays, so the file is damaged or was not written by minicap")
+        bad = value.size - int(np.count_nonzero(np.isfinite(value)))
+        if bad:
+            raise CheckpointError(f"{source}: parameter {key[6:]!r} holds {bad} NaN or infinite values of "
+                                  f"{value.size}: the run diverged or the file is damaged; use an earlier "
+                                  "checkpoint or train again with a lower learning rate")
+    sizes = {}
+    for letter, field in (("D", "input_dim"), ("W", "wordvec_dim"), ("H", "hidden_dim")):
+        value = config.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CheckpointError(f"{source} has an unreadable model config: {field} is {value!r:.40}, "
+                                  "not a whole number >= 1")
+        sizes[letter] = value
+    sizes["G"] = 1 if config.get("cell_type") == "rnn" else 4
+    stored = {}
+    for name in ("W_embed", "W_proj", "Wx", "Wh", "W_vocab"):
+        value = arrays.get(f"param/{name}")
+        if value is None:
+            raise CheckpointError(f"{source} is missing parameter {name!r}")
+        if np.ndim(value) != 2:
+            raise CheckpointError(f"{source}: parameter {name!r} has shape {np.shape(value)}, expected a matrix")
+        stored[name] = np.shape(value)
+    V = stored["W_embed"][0]
+    D, W, H, G = sizes["D"], sizes["W"], sizes["H"], sizes["G"]
+    expected = {"W_embed": (V, W), "W_proj": (D, H), "Wx": (W, G * H), "Wh": (H, G * H), "W_vocab": (H, V)}
+    for name, shape in expected.items():
+        if stored[name] != shape:
+            raise CheckpointError(
+                f"{source}: parameter {name!r} has shape {stored[name]}, but the config's sizes "
+                f"(input_dim {D}, wordvec_dim {W}, hidden_dim {H}, vocabulary {V}) make it {shape}; "
+                "the file is damaged or was edited")
+    ids = [i for i in config["word_to_idx"].values() if isinstance(i, int) and not isinstance(i, bool)]
+    if len(config["word_to_idx"]) > V or any(i >= V for i in ids):
+        raise CheckpointError(f"{source}: its vocabulary has {len(config['word_to_idx'])} words with ids up to "
+                              f"{max(ids, default=0)}, but W_embed has {V} rows; the file is damaged or was edited")
 
 
 def _plain(value):
