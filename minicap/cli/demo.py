@@ -3,6 +3,7 @@ LSTM, evaluate it on the test split with beam search, and write a run folder
 with metrics.json, figures and the checkpoint."""
 
 from ..backend import require_device
+from ..runlock import hold_run_folder
 from ._common import add_device, format_metrics, refuse_to_replace
 
 
@@ -23,11 +24,13 @@ def add_parser(sub):
 def run(args):
     from ..demo import run_demo
 
-    if not args.overwrite:  # before the minutes of data generation and training
-        refuse_to_replace(args.out, "demo")
-    device = require_device(args.device)
-    metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=device,
-                       seed=args.seed, verbose=not args.quiet)
+    # held from the check of the folder to the last write: a second demo or train there is refused
+    with hold_run_folder(args.out):
+        if not args.overwrite:  # before the minutes of data generation and training
+            refuse_to_replace(args.out, "demo")
+        device = require_device(args.device)
+        metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=device,
+                           seed=args.seed, verbose=not args.quiet)
     print(format_metrics(metrics))
     print(f"{metrics['images']} {metrics['split']} images, beam size {metrics['beam_size']}, "
           f"{metrics['seconds']:.0f} s in all")

@@ -9,6 +9,7 @@ import numpy as np
 from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
+from ..runlock import hold_run_folder
 from ._common import add_device, positive_int
 
 
@@ -22,6 +23,11 @@ def add_parser(sub):
 
 
 def run(args):
+    with hold_run_folder(args.run_dir, create=False):  # it redraws the figures there
+        _visualize(args)
+
+
+def _visualize(args):
     from ..demo import draw_figures
 
     run_dir = pathlib.Path(args.run_dir)
