@@ -6,13 +6,22 @@ print one line and exit with status 2; ``--debug`` shows the traceback.
 """
 
 import argparse
+import importlib
 import logging
 import sys
 
 from .. import __version__
-from . import caption, data, demo, evaluate, features, train, visualize
 
-COMMANDS = (demo, data, features, train, evaluate, caption, visualize)
+# The subcommand modules import NumPy and the rest of minicap: they are imported inside
+# main()'s handler of Ctrl-C, so that Ctrl-C during those first moments exits with 130 too.
+_COMMAND_NAMES = ("demo", "data", "features", "train", "evaluate", "caption", "visualize")
+
+
+def __getattr__(name):
+    if name == "COMMANDS":  # the subcommand modules, in the order of --help
+        return tuple(importlib.import_module(f"{__name__}.{command}") for command in _COMMAND_NAMES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # What counts as the user's mistake rather than a bug in minicap: bad values,
 # missing or unreadable files, a device that is not there, a run that diverged
@@ -35,12 +44,21 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minicap {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
+    for module in __getattr__("COMMANDS"):
         module.add_parser(sub)
     return parser
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # also during the imports of the first half second
+        message = str(exc) or "interrupted"
+        print(f"minicap: {message}", file=sys.stderr)
+        return 130
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -56,10 +74,6 @@ def main(argv=None):
         logging.getLogger("minicap.runs").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.run(args) or 0
-    except KeyboardInterrupt as exc:
-        message = str(exc) or "interrupted"
-        print(f"minicap: {message}", file=sys.stderr)
-        return 130
     except USER_ERRORS as exc:
         if args.debug:
             raise
