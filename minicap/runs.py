@@ -147,6 +147,7 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     if data is None:
         data = load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
     features = data["train_features"]
+    _check_model_fits(config, features.shape[1], data)
     model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=config.wordvec_dim,
                           hidden_dim=config.hidden_dim, cell_type=config.cell_type,
                           dtype=np.dtype(config.dtype), seed=config.seed).to(config.device)
@@ -183,6 +184,34 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     return model, solver, data
 
 
+def _check_model_fits(config, input_dim, data):
+    """Refuse sizes whose model cannot fit in memory, before it is built (NotEnoughMemoryError).
+
+    The lower bound counted: the parameters and their gradients, and one minibatch's
+    vocabulary scores, gate pre-activations and hidden states with their gradients.
+    """
+    from .memcheck import check_size
+
+    V, D = max(data["word_to_idx"].values()) + 1, input_dim
+    T = max(data["train_captions"].shape[1] - 1, 1)
+    G = 1 if config.cell_type == "rnn" else 4
+    itemsize = np.dtype(config.dtype).itemsize
+    W, H, what = config.wordvec_dim, config.hidden_dim, f"training a {config.cell_type} model"
+
+    def cost(W, H, batch):
+        params = V * W + D * H + H + (W + H + 1) * G * H + H * V + V
+        if config.cell_type == "attention":
+            params += H * 4 * H
+        activations = batch * T * (V + G * H + H)
+        return 2 * (params + activations) * itemsize
+
+    # each size alone first (the others at 1), so that the message blames the option that is too large
+    check_size("hidden_dim", H, lambda h: cost(1, h, 1), what)
+    check_size("wordvec_dim", W, lambda w: cost(w, 1, 1), what)
+    check_size("hidden_dim", H, lambda h: cost(W, h, 1), f"{what} with wordvec_dim {W}")
+    check_size("batch_size", config.batch_size, lambda b: cost(W, H, b), what)
+
+
 def _remove_run_files(out_dir):
     # Only in a folder that holds a run (its config.json): a user's own loss.png or
     # metrics.json in a folder that never held one are not ours to delete.
@@ -213,7 +242,23 @@ def load_images(paths, config):
                          "(train on shapes or coco-eecs498 for that)")
     from .encoders import load_image
 
-    return np.stack([load_image(p, IMAGE_SIZE) for p in paths])
+    for p in paths:
+        if pathlib.Path(p).is_dir():
+            raise IsADirectoryError(f"{p} is a folder, not an image file; pass the images themselves "
+                                    f"(for example {pathlib.Path(p) / '*.png'})")
+    return np.stack([_load_image(load_image, p) for p in paths])
+
+
+def _load_image(load_image, path):
+    try:
+        from PIL.Image import DecompressionBombError
+    except ImportError:  # load_image says how to install Pillow
+        return load_image(path, IMAGE_SIZE)
+    try:
+        return load_image(path, IMAGE_SIZE)
+    except DecompressionBombError as err:  # Pillow refuses images too large to decode safely
+        raise ValueError(f"cannot read {path}: {err}; scale the image down (it is captioned at "
+                         f"{IMAGE_SIZE} x {IMAGE_SIZE} pixels anyway)") from None
 
 
 def check_weights(config, weights):

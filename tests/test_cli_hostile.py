@@ -36,3 +36,97 @@ def test_ctrl_c_during_the_imports_exits_130_in_one_line(tmp_path):
                           env={**os.environ, "MINICAP_HOME": str(tmp_path)})
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "minicap: interrupted"
+
+
+# ---------------------------------------------------------------- sizes the machine cannot hold
+
+TINY = ["--num-train", "40", "--cell", "lstm", "--hidden-dim", "8", "--wordvec-dim", "8", "--batch-size", "50"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["train", *TINY, "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def _refused(capsys, argv, *parts):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err), err
+    for part in parts:
+        assert part in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["data", "shapes", "--num-train", "99999999999"], "num_train 99999999999"),
+    (["train", "--num-train", "99999999999"], "num_train 99999999999"),
+    (["train", *TINY, "--hidden-dim", "100000000"], "hidden_dim 100000000"),
+    (["train", *TINY, "--wordvec-dim", "100000000"], "wordvec_dim 100000000"),
+    (["train", *TINY, "--batch-size", "10000000000"], "batch_size 10000000000"),
+], ids=["data-shapes", "train-num-train", "hidden-dim", "wordvec-dim", "batch-size"])
+def test_sizes_that_cannot_fit_are_refused_before_allocating(tmp_path, capsys, argv, name):
+    if argv[0] == "train":
+        argv = [*argv, "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")]
+    err = _refused(capsys, argv, name, "of memory, but this machine has", "is about the most that fits")
+    assert not (tmp_path / "run").exists()
+    del err
+
+
+def test_a_beam_too_wide_for_memory_is_refused(tiny_run, capsys):
+    _refused(capsys, ["evaluate", str(tiny_run), "--beam-size", "1000000000"], "beam_size 1000000000",
+             "is about the most that fits")
+    assert not list(tiny_run.glob("metrics-*.json"))
+
+
+def test_a_memory_error_anywhere_is_one_line(tiny_run, capsys, monkeypatch):
+    from minicap import runs
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 2.2 GiB for an array with shape (60000, 3, 112, 112)")
+
+    monkeypatch.setattr(runs, "load_dataset", exhausted)
+    _refused(capsys, ["evaluate", str(tiny_run)], "out of memory (Unable to allocate 2.2 GiB", "use smaller sizes")
+
+
+def test_caption_max_length_has_an_upper_bound(tiny_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["caption", "x.png", "--checkpoint", str(tiny_run), "--max-length", "100000000"])
+    assert exit_info.value.code == 2
+    assert "must be at most 1000 words, got 100000000" in capsys.readouterr().err
+
+
+def _png_header(path, width, height):
+    """A PNG that declares width x height pixels and holds none (Pillow reads the size from the header)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_caption_refuses_a_decompression_bomb_in_one_line(tiny_run, tmp_path, capsys):
+    image = tmp_path / "huge.png"
+    _png_header(image, 40000, 40000)
+    _refused(capsys, ["caption", str(image), "--checkpoint", str(tiny_run)], f"cannot read {image}",
+             "scale the image down")
+
+
+def test_caption_names_a_folder_as_a_folder(tiny_run, tmp_path, capsys):
+    _refused(capsys, ["caption", str(tmp_path), "--checkpoint", str(tiny_run)],
+             f"{tmp_path} is a folder, not an image file")
+
+
+def test_check_size_names_the_largest_value_that_fits():
+    from minicap.memcheck import NotEnoughMemoryError, check_size
+
+    check_size("n", 55, lambda n: 10 * n, "a thing", available=555)  # fits: nothing raised
+    with pytest.raises(NotEnoughMemoryError, match=r"^a thing with n 100 needs at least 1000 bytes of memory, "
+                                                   r"but this machine has 555 bytes free; n 55 is about the most"):
+        check_size("n", 100, lambda n: 10 * n, "a thing", available=555)
+    with pytest.raises(NotEnoughMemoryError, match="it does not fit even with n 1"):
+        check_size("n", 3, lambda n: 1000 + n, "a thing", available=555)

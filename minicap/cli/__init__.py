@@ -2,7 +2,9 @@
 provides ``add_parser(subparsers)`` and ``run(args)``.
 
 User errors (missing files, bad checkpoints, CUDA without a GPU, bad options)
-print one line and exit with status 2; ``--debug`` shows the traceback.
+print one line and exit with status 2; ``--debug`` shows the traceback. So do sizes
+the machine cannot hold (``MemoryError``): most are refused before anything is allocated
+(``minicap.memcheck``).
 """
 
 import argparse
@@ -74,6 +76,16 @@ def _main(argv):
         logging.getLogger("minicap.runs").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.run(args) or 0
+    except MemoryError as exc:  # sizes the machine cannot hold are the user's to change
+        if args.debug:
+            raise
+        from ..memcheck import NotEnoughMemoryError
+
+        message = str(exc) if isinstance(exc, NotEnoughMemoryError) else (
+            f"out of memory ({str(exc) or 'an allocation failed'}); use smaller sizes (counts, dimensions, "
+            "--batch-size, --beam-size) or free some memory")
+        print(f"minicap {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except USER_ERRORS as exc:
         if args.debug:
             raise

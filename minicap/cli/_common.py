@@ -16,6 +16,17 @@ def positive_int(text):
     return value
 
 
+MAX_CAPTION_WORDS = 1000  # far past any real caption; a decoder runs max_length steps whatever it writes
+
+
+def caption_length(text):
+    """argparse type: a caption length in words, 1 to MAX_CAPTION_WORDS."""
+    value = positive_int(text)
+    if value > MAX_CAPTION_WORDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CAPTION_WORDS} words, got {value}")
+    return value
+
+
 def positive_float(text):
     """argparse type: a finite number > 0 (a learning rate of 0, < 0 or nan trains nothing useful)."""
     try:

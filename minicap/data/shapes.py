@@ -34,7 +34,7 @@ def shapes_vocabulary():
     return build_vocab([" ".join(grammar.vocabulary_words())])
 
 
-def _build(sizes, seed, captions_per_image):
+def _build(sizes, seed, captions_per_image, quiet=False):
     word_to_idx, idx_to_word = shapes_vocabulary()
     arrays = {"idx_to_word": np.array(idx_to_word)}
     appearance = {}
@@ -48,7 +48,8 @@ def _build(sizes, seed, captions_per_image):
         arrays[f"{split}_captions"] = encode_captions(flat, word_to_idx, grammar.MAX_WORDS)
         arrays[f"{split}_image_idxs"] = np.repeat(np.arange(len(images), dtype=np.int32), captions_per_image)
         appearance[split] = feat.appearance_features(images)
-        log.info("shapes world: %d %s scenes in %.1f s", len(images), split, time.perf_counter() - start)
+        if not quiet:
+            log.info("shapes world: %d %s scenes in %.1f s", len(images), split, time.perf_counter() - start)
     for layout, make in (("spatial", feat.spatial_features), ("global", feat.global_features)):
         features = {split: make(appearance[split]) for split in SPLITS}
         mean, std = feat.fit_standardizer(features["train"])
@@ -87,6 +88,7 @@ def load_shapes(num_train=4000, num_val=500, num_test=500, seed=0, spatial=False
     seed = check_int("seed", seed, low=0)
     captions_per_image = check_int("captions_per_image", captions_per_image, low=1)
     settings = dict(sizes, seed=seed, captions_per_image=captions_per_image)
+    _check_memory(sizes, captions_per_image)
 
     def build():
         return _build(sizes, seed, captions_per_image)
@@ -97,6 +99,20 @@ def load_shapes(num_train=4000, num_val=500, num_test=500, seed=0, spatial=False
     else:
         arrays = build()
     return _assemble(arrays, spatial)
+
+
+def _check_memory(sizes, captions_per_image):
+    """Refuse a world that cannot fit in memory before generating it (NotEnoughMemoryError).
+
+    One scene's arrays are measured by building one (milliseconds): its image, records,
+    captions and both feature layouts; the world needs at least that per scene.
+    """
+    from minicap.memcheck import check_size
+
+    one = _build({"train": 1, "val": 0, "test": 0}, 0, captions_per_image, quiet=True)
+    per_scene = sum(a.nbytes for key, a in one.items() if key.startswith("train_"))
+    others = sizes["val"] + sizes["test"]
+    check_size("num_train", sizes["train"], lambda n: (n + others) * per_scene, "the shapes world")
 
 
 def _assemble(arrays, spatial):
