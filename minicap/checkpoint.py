@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_open
 
 __all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state",
-           "check_model_arrays"]
+           "check_model_arrays", "check_training_state"]
 
 _JSON_KEY = "__json__"
 _ARRAY_REF = "__array__"  # {"__array__": name} in the JSON part stands for the array stored as name
@@ -248,6 +248,68 @@ def load_state(path):
     except ValueError as err:
         raise CheckpointError(f"the JSON part of {path} is damaged ({err})") from None
     return _join(document, arrays, path)
+
+
+def _is_count(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= 0
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_training_state(state, path):
+    """Check the fields of a solver checkpoint (``load_state`` output) before a solver uses them.
+
+    A hand-edited or damaged checkpoint whose JSON part still parses can hold a string
+    where a count belongs, a row order that is not a permutation of the training rows,
+    or a negative position: each would surface later as an error from deep inside the
+    training loop, or silently train on the wrong rows. Raises ``CheckpointError``
+    naming ``path`` and the field.
+    """
+    def refuse(field, expected):
+        value = state.get(field)
+        shown = f"an array {value.dtype} {value.shape}" if isinstance(value, np.ndarray) else f"{value!r:.60}"
+        raise CheckpointError(f"{path} is damaged or was edited: its {field!r} is {shown}, expected {expected}; "
+                              "resume from an intact checkpoint, or start the run again (--overwrite)")
+
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is damaged: it does not hold a training state")
+    for field in ("epoch", "iteration", "position"):
+        if not _is_count(state.get(field)):
+            refuse(field, "a whole number >= 0")
+    for field in ("loss_history", "val_loss_history"):
+        value = state.get(field)
+        if not (isinstance(value, list) and all(_is_number(x) for x in value)):
+            refuse(field, "a list of numbers")
+    if not isinstance(state.get("metrics_history"), list):
+        refuse("metrics_history", "a list")
+    if not (state.get("best_val") is None or _is_number(state.get("best_val"))):
+        refuse("best_val", "a number or null")
+    if not (state.get("best_epoch") is None or _is_count(state.get("best_epoch"))):
+        refuse("best_epoch", "a whole number >= 0 or null")
+    best = state.get("best_params")
+    if not (best is None or (isinstance(best, dict) and all(isinstance(v, np.ndarray) for v in best.values()))):
+        refuse("best_params", "null or a dict of arrays")
+    if not (isinstance(state.get("optim"), dict) and all(isinstance(c, dict) for c in state["optim"].values())):
+        refuse("optim", "a dict of one optimizer state (a dict) per parameter")
+    settings = state.get("settings")
+    num_train = settings.get("num_train") if isinstance(settings, dict) else None
+    order, position = state.get("order"), state["position"]
+    if order is None:
+        if position != 0:
+            refuse("position", "0 between epochs (the checkpoint has no row order)")
+    else:
+        n = num_train if _is_count(num_train) else (len(order) if isinstance(order, np.ndarray) else 0)
+        if not (isinstance(order, np.ndarray) and order.shape == (n,) and order.dtype.kind in "iu"
+                and np.array_equal(np.sort(order), np.arange(n))):
+            refuse("order", f"a permutation of the {n} training rows")
+        if position > n:
+            refuse("position", f"at most the {n} rows of the epoch's order")
+    try:  # the generator refuses a malformed state, with messages that name no file
+        np.random.default_rng().bit_generator.state = state.get("rng_state")
+    except (TypeError, ValueError, KeyError) as err:
+        refuse("rng_state", f"the state of a PCG64 generator ({err})")
 
 
 class DeferredInterrupt:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .atomic import atomic_open
+from .checkpoint import check_training_state, load_state
 from .model import CaptioningRNN
 from .solver import CaptioningSolver
 
@@ -146,6 +147,8 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     out_dir = pathlib.Path(out_dir)
     if data is None:
         data = load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
+    if resume and (out_dir / "checkpoint.npz").is_file():  # before the solver relies on its fields
+        check_training_state(load_state(out_dir / "checkpoint.npz"), out_dir / "checkpoint.npz")
     features = data["train_features"]
     _check_model_fits(config, features.shape[1], data)
     model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=config.wordvec_dim,
