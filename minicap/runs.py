@@ -34,7 +34,8 @@ _log = logging.getLogger(__name__)
 # What a training run writes (besides config.json): a new run in an old folder removes
 # these first, so that the folder never mixes files of two runs.
 RUN_FILES = ("checkpoint.npz", "model.npz", "history.json", "metrics.json", "metrics-*.json",
-             "loss.png", "captions.png", "beam.png", "attention_*.png")
+             "loss.png", "captions.png", "beam.png", "attention_*.png",
+             "captions-*.png", "beam-*.png", "attention-*.png")  # minicap visualize --split val
 
 
 @dataclass
@@ -93,6 +94,9 @@ def write_json(path, obj):
 
 
 def read_config(run_dir):
+    if pathlib.Path(run_dir).is_file():  # e.g. --checkpoint runs/demo/model.npz
+        raise NotADirectoryError(f"{run_dir} is a file; pass the run folder that holds it "
+                                 f"({pathlib.Path(run_dir).parent}), not a file in it")
     path = pathlib.Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with: minicap train --out {run_dir}")

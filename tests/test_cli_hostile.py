@@ -130,3 +130,80 @@ def test_check_size_names_the_largest_value_that_fits():
         check_size("n", 100, lambda n: 10 * n, "a thing", available=555)
     with pytest.raises(NotEnoughMemoryError, match="it does not fit even with n 1"):
         check_size("n", 3, lambda n: 1000 + n, "a thing", available=555)
+
+
+# ---------------------------------------------------------------- messages that say what was wrong
+
+
+def test_help_texts_show_no_rst_markup(capsys):
+    from minicap.cli import _COMMAND_NAMES
+
+    for name in ("", *_COMMAND_NAMES):
+        with pytest.raises(SystemExit):
+            main([name, "--help"] if name else ["--help"])
+        out = capsys.readouterr().out
+        assert "usage: minicap" in out and "``" not in out, out
+
+
+@pytest.mark.parametrize("argv, prog", [
+    (["evaluate", "runs/demo", "--splt", "val"], "minicap evaluate"),
+    (["data", "show", "shapes", "--bogus"], "minicap data show"),
+])
+def test_a_misspelt_option_points_at_the_subcommands_help(capsys, argv, prog):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and err.startswith(f"{prog}: error: unrecognized arguments") and f"(see {prog} --help)" in err
+
+
+def test_out_options_that_name_the_wrong_kind_of_path(tiny_run, tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("mine")
+    _refused(capsys, ["train", *TINY, "--out", str(a_file)], f"{a_file} is a file, not a run folder")
+    _refused(capsys, ["demo", "--quick", "--out", str(a_file)], f"{a_file} is a file, not a run folder")
+    _refused(capsys, ["caption", "x.png", "--checkpoint", str(tiny_run), "--attention-out", str(a_file)],
+             f"--attention-out {a_file} is a file")
+    _refused(capsys, ["data", "show", "shapes", "--out", str(tmp_path)], f"--out {tmp_path} is a folder")
+    assert a_file.read_text() == "mine"
+
+
+def test_caption_checkpoint_given_the_model_file_says_to_pass_the_folder(tiny_run, capsys):
+    _refused(capsys, ["caption", "x.png", "--checkpoint", str(tiny_run / "model.npz")],
+             f"{tiny_run / 'model.npz'} is a file; pass the run folder that holds it ({tiny_run})")
+
+
+@pytest.mark.parametrize("text", ['{"loss_history": [1.0', '{"loss_history": "x", "val_loss_history": [], '
+                                  '"iterations_per_epoch": 1}', '{"loss_history": []}'],
+                         ids=["truncated", "string", "missing-key"])
+def test_visualize_names_a_damaged_history_file(tiny_run, tmp_path, capsys, text):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "history.json").write_text(text)
+    _refused(capsys, ["visualize", str(run), "--images", "1"], f"{run / 'history.json'} is damaged")
+
+
+def test_visualize_keeps_each_splits_figures_apart(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["visualize", str(run), "--images", "2"]) == 0
+    test_figure = (run / "captions.png").read_bytes()
+    assert main(["visualize", str(run), "--split", "val", "--images", "2"]) == 0
+    assert "figures of the val split" in capsys.readouterr().out
+    assert (run / "captions.png").read_bytes() == test_figure  # the test split's figure was not replaced
+    assert (run / "captions-val.png").is_file() and (run / "beam-val.png").is_file()
+
+
+def test_a_nan_model_is_refused_instead_of_writing_empty_captions(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    arrays = dict(np.load(run / "model.npz"))
+    arrays["param/W_vocab"] = np.full_like(arrays["param/W_vocab"], np.nan)
+    np.savez(run / "model.npz", **arrays)
+    _refused(capsys, ["evaluate", str(run)], "parameter 'W_vocab' holds", "NaN or infinite")

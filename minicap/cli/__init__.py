@@ -39,6 +39,20 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def format_help(self):
+        # the descriptions are the modules' docstrings, written in reST: ``name`` reads as name
+        return super().format_help().replace("``", "")
+
+
+def _innermost(parser, args):
+    """The (sub)parser of the command that ``args`` chose: `minicap data show`'s, say."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions else None
+        if chosen not in (actions[0].choices if actions else {}):
+            return parser
+        parser = actions[0].choices[chosen]
+
 
 def build_parser():
     parser = _Parser(
@@ -62,7 +76,9 @@ def main(argv=None):
 
 def _main(argv):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, so that the hint names its --help
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 0

@@ -31,6 +31,8 @@ def run(args):
 
     from ..backend import to_device, to_numpy
 
+    if args.attention_out and pathlib.Path(args.attention_out).exists() and not pathlib.Path(args.attention_out).is_dir():
+        raise NotADirectoryError(f"--attention-out {args.attention_out} is a file; it takes a folder for the overlays")
     config = runs.read_config(args.checkpoint)
     model = runs.load_model(args.checkpoint).to(require_device(args.device))
     if args.attention_out and model.cell_type != "attention":  # before any work or output

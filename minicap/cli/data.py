@@ -1,5 +1,7 @@
 """``minicap data``: make the shapes world, download COCO, draw a minibatch."""
 
+import pathlib
+
 from .. import runs
 from ._common import positive_int
 
@@ -52,6 +54,9 @@ def run_show(args):
 
     from ..data.minibatch import plot_minibatch
 
+    if pathlib.Path(args.out).is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; give the PNG file to write, "
+                                f"for example {pathlib.Path(args.out) / 'minibatch.png'}")
     if args.dataset == "coco-eecs498" and args.data_path is not None:
         from ..data import load_coco_pt
 

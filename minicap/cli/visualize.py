@@ -36,12 +36,16 @@ def _visualize(args):
     history_path = run_dir / "history.json"
     if not history_path.is_file():
         raise FileNotFoundError(f"{history_path} is missing: has training in {run_dir} finished?")
-    history = json.loads(history_path.read_text())
+    try:
+        history = json.loads(history_path.read_text())
+        solver_like = _History(history)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{history_path} is damaged ({type(err).__name__}: {err}); training writes it when it "
+                         "finishes: restore the file, or train the run again") from None
     model = model.to(require_device(args.device))
     data = runs.load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
     split = runs.default_split(data, args.split)
     result = evaluate_model(model, data, split, beam_size=3, max_images=args.images)
-    solver_like = _History(history)
     if f"{split}_images" not in data:  # CS231n's COCO has image URLs, not pixels
         from ..figures import plot_loss_curves
 
@@ -49,9 +53,8 @@ def _visualize(args):
                          solver_like.iterations_per_epoch)
         print(f"{config.dataset} has no images in the data: only {run_dir / 'loss.png'} was drawn")
         return
-    draw_figures(run_dir, model, solver_like, dict(data, test_images=data[f"{split}_images"],
-                                                   test_features=data[f"{split}_features"]), result, args.images)
-    print(f"figures written to {run_dir}")
+    draw_figures(run_dir, model, solver_like, data, result, args.images, split=split)
+    print(f"figures of the {split} split written to {run_dir}")
 
 
 class _History:
@@ -61,3 +64,8 @@ class _History:
         self.loss_history = np.asarray(history["loss_history"], dtype=float)
         self.val_loss_history = np.asarray(history["val_loss_history"], dtype=float)
         self.iterations_per_epoch = history["iterations_per_epoch"]
+        per_epoch = self.iterations_per_epoch
+        if not (isinstance(per_epoch, int) and not isinstance(per_epoch, bool) and per_epoch >= 1):
+            raise ValueError(f"iterations_per_epoch is {per_epoch!r:.40}, not a whole number >= 1")
+        if self.loss_history.ndim != 1 or self.val_loss_history.ndim != 1:
+            raise ValueError("loss_history and val_loss_history must be lists of numbers")
