@@ -77,9 +77,35 @@ def _read_h5(path, keys):
             missing = [k for k in keys if k not in f]
             if missing:
                 raise DataError(f"{path} lacks the datasets {missing} (it has {sorted(f)}); is it the right file?")
+            for k in keys:
+                _check_h5_size(path, k, f[k], h5py)
             return {k: np.asarray(f[k]) for k in keys}
     except OSError as err:
         raise DataError(f"{path} is not a readable h5 file ({err}); download it again") from None
+
+
+# Compressed h5 datasets may expand by at most this factor: caption ids and features compress
+# a few times at most, while a dataset of one repeated value (a bomb) compresses a thousandfold.
+_MAX_H5_EXPANSION = 64
+
+
+def _check_h5_size(path, key, dataset, h5py):
+    """Refuse a dataset whose declared size the file cannot back, before reading it.
+
+    An h5 dataset declares its shape; storage that was never written reads as the fill
+    value, and compressed chunks can hold any amount of one repeated value. Either way a
+    file of kilobytes can declare gigabytes, which ``np.asarray`` would allocate.
+    """
+    if not isinstance(dataset, h5py.Dataset):
+        raise DataError(f"{path}[{key}] is a {type(dataset).__name__}, not a dataset; is it the right file?")
+    declared = dataset.size * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    compressed = dataset.id.get_create_plist().get_nfilters() > 0
+    if declared > stored * (_MAX_H5_EXPANSION if compressed else 1):
+        how = f"more than {_MAX_H5_EXPANSION} times the {stored} compressed bytes" if compressed else \
+            f"but only {stored} bytes are stored (the rest would be fill values)"
+        raise DataError(f"{path}[{key}] declares {dataset.dtype} {dataset.shape} ({declared} bytes), {how}; "
+                        f"the file is damaged or not the CS231n one: {_GET_CS231N}")
 
 
 def _read_lines(path):
