@@ -90,11 +90,17 @@ def test_a_memory_error_anywhere_is_one_line(tiny_run, capsys, monkeypatch):
     _refused(capsys, ["evaluate", str(tiny_run)], "out of memory (Unable to allocate 2.2 GiB", "use smaller sizes")
 
 
-def test_caption_max_length_has_an_upper_bound(tiny_run, capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["caption", "x.png", "--checkpoint", "RUN", "--max-length", "100000000"], "must be at most 1000 words"),
+    (["visualize", "RUN", "--images", "100000"], "must be at most 64 images"),  # was a 162-megapixel PNG
+    (["data", "show", "shapes", "--batch-size", "100000"], "must be at most 64 images"),
+], ids=["caption-max-length", "visualize-images", "data-show-batch-size"])
+def test_counts_that_would_run_for_minutes_have_an_upper_bound(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["caption", "x.png", "--checkpoint", str(tiny_run), "--max-length", "100000000"])
+        main(argv)
     assert exit_info.value.code == 2
-    assert "must be at most 1000 words, got 100000000" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert _one_line(err) and message in err
 
 
 def _png_header(path, width, height):

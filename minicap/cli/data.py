@@ -3,7 +3,7 @@
 import pathlib
 
 from .. import runs
-from ._common import positive_int
+from ._common import MAX_FIGURE_IMAGES, figure_images, positive_int
 
 
 def add_parser(sub):
@@ -21,7 +21,8 @@ def add_parser(sub):
     v.add_argument("dataset", choices=runs.DATASETS)
     v.add_argument("--data-path")
     v.add_argument("--split", default="train")
-    v.add_argument("--batch-size", type=positive_int, default=8)
+    v.add_argument("--batch-size", type=figure_images, default=8,
+                   help=f"images in the grid, at most {MAX_FIGURE_IMAGES} (default 8)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default="minibatch.png")
     v.set_defaults(run=run_show)

@@ -10,14 +10,15 @@ from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
 from ..runlock import hold_run_folder
-from ._common import add_device, positive_int
+from ._common import MAX_FIGURE_IMAGES, add_device, figure_images
 
 
 def add_parser(sub):
     p = sub.add_parser("visualize", help="draw a run's figures", description=__doc__)
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--split", default="test", help="test, val or train (default: test, or val where there is no test)")
-    p.add_argument("--images", type=positive_int, default=4, help="how many images to caption (default 4)")
+    p.add_argument("--images", type=figure_images, default=4,
+                   help=f"how many images to caption and draw, at most {MAX_FIGURE_IMAGES} (default 4)")
     add_device(p)
     p.set_defaults(run=run)
 
