@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_open
 
 __all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state",
-           "check_model_arrays", "check_training_state"]
+           "check_model_arrays", "check_training_state", "check_npz_sizes"]
 
 _JSON_KEY = "__json__"
 _ARRAY_REF = "__array__"  # {"__array__": name} in the JSON part stands for the array stored as name
@@ -59,13 +59,13 @@ def load_npz(path):
 
     Raises FileNotFoundError for a missing file and CheckpointError for one that is not a
     complete ``.npz`` archive (truncated, overwritten, or another format), or that would
-    take more memory than the file can hold (``_check_npz_sizes``).
+    take more memory than the file can hold (``check_npz_sizes``).
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
-        _check_npz_sizes(path)
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as f:
             return {key: f[key] for key in f.files}
     except CheckpointError:
@@ -79,7 +79,7 @@ def load_npz(path):
         ) from None
 
 
-def _check_npz_sizes(path):
+def check_npz_sizes(path):
     """Refuse an .npz whose arrays would need more memory than the file holds, before reading any.
 
     minicap writes .npz files uncompressed (``numpy.savez``), so every byte of every array
@@ -87,6 +87,7 @@ def _check_npz_sizes(path):
     kilobytes (a zip bomb), and an .npy header can declare a shape far larger than its
     member (NumPy allocates the declared shape before it reads): both are refused.
     """
+    path = pathlib.Path(path)
     size = path.stat().st_size
     total = 0
     with zipfile.ZipFile(path) as archive:

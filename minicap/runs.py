@@ -298,6 +298,10 @@ def featurize_images(config, images, weights=None):
         from .encoders import extract_features, load_encoder
 
         name = config.dataset_options.get("encoder", "mobilenet_v2")
+        from .data.coco import check_npz_bounded
+
+        if isinstance(weights, (str, pathlib.PurePath)):
+            check_npz_bounded(weights)  # a weights .npz is read whole: no zip bomb
         encoder = load_encoder(name, _same_weights_as_training(config, name, weights))
         spatial, pooled = extract_features(images, encoder, device=config.device, progress=False)
         return spatial if config.spatial else pooled

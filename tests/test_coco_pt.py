@@ -317,3 +317,23 @@ def test_stride_zero_tensors_are_refused_before_they_are_copied(tmp_path, which)
 
 
 from memory import peak_growth  # noqa: E402  (a helper beside the tests)
+
+
+def test_a_compressed_feature_cache_is_refused_before_it_is_inflated(coco_pt):
+    """minicap writes the feature file uncompressed; a deflated one (64 MiB of zeros in ~64 KB) is a bomb."""
+    cache = coco.features_path(coco_pt, "mobilenet_v2")
+    np.savez_compressed(cache, encoder=np.asarray("mobilenet_v2"), train_spatial=np.zeros((3, 1280, 64, 64), np.float32),
+                        train_pooled=np.zeros((3, 1280), np.float32), val_spatial=np.zeros((2, 1280, 4, 4), np.float32),
+                        val_pooled=np.zeros((2, 1280), np.float32))
+    assert cache.stat().st_size < 500_000
+    growth, outcome = peak_growth("from minicap.data import coco",
+                                  f"coco.load_coco_pt({str(coco_pt)!r}, spatial=True)['train_features']")
+    assert outcome.startswith("DataError") and "is compressed" in outcome and "minicap features" in outcome
+    assert growth < 16 << 20
+
+
+def test_a_compressed_weights_npz_is_refused_before_the_cnn_runs(coco_pt, tmp_path):
+    weights = tmp_path / "bomb.npz"
+    np.savez_compressed(weights, **{"features.0.0.weight": np.zeros((1 << 24,), np.float32)})
+    with pytest.raises(ValueError, match="bomb.npz: its entry 'features.0.0.weight.npy' is compressed"):
+        coco.extract_coco_pt_features(coco_pt, weights=weights, progress=False)

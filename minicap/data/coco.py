@@ -268,12 +268,32 @@ def _check_fits_file(path, tensors):
             f"image and caption, so this is not the EECS 498 file; {_GET_EECS498}")
 
 
+def check_npz_bounded(path):
+    """ValueError (a CheckpointError) for an .npz that would take more memory than the file holds.
+
+    minicap writes its feature and weight .npz files uncompressed; see
+    ``minicap.checkpoint.check_npz_sizes``. A missing or damaged file is left to its reader.
+    """
+    from minicap.checkpoint import CheckpointError, check_npz_sizes
+
+    path = pathlib.Path(path)
+    if path.suffix != ".npz" or not path.is_file():
+        return
+    try:
+        check_npz_sizes(path)
+    except CheckpointError:
+        raise
+    except Exception:  # not a readable zip: the reader that follows says what is wrong with it
+        return
+
+
 def _load_features(path, encoder, splits):
     """{split: (spatial, pooled)} from the cache file of ``encoder``, checked against the images."""
     from minicap.encoders.extract import load_features
 
     cache = features_path(path, encoder)
     try:
+        check_npz_bounded(cache)
         arrays = load_features(cache, encoder)
     except ValueError as err:
         raise DataError(f"{err}. To extract them, run `minicap features {path} --encoder {encoder}`") from None
@@ -361,6 +381,8 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
     splits, _, _ = _read_coco_pt(path)
     # Before the CNN runs (minutes): a read-only dataset folder must not cost that work.
     _check_writable(path, encoder)
+    if isinstance(weights, (str, os.PathLike)):
+        check_npz_bounded(weights)
     model = load_encoder(encoder, weights)
     arrays = {}
     for split, (images, _) in splits.items():
