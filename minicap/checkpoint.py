@@ -123,7 +123,8 @@ def check_model_arrays(arrays, source):
     The constructor allocates parameters from the config's sizes, so a config that says
     ``hidden_dim=10**7`` in a file of kilobytes would cost terabytes before any shape is
     compared: every size is compared with the stored arrays' shapes first (W_embed (V, W),
-    W_proj (D, H), Wx (W, G*H), Wh (H, G*H), W_vocab (H, V), G = 4 for the LSTM cells).
+    W_proj (D, H), Wx (W, G), Wh (H, G), W_vocab (H, V), G a multiple of H: the cell's gates;
+    taken from the file, so that any registered cell's file is checked the same way).
     Every parameter must be a real floating-point array of finite values: a NaN-filled
     model would caption every image with nothing and score zeros without an error.
     Raises ``CheckpointError`` naming ``source``.
@@ -153,7 +154,6 @@ def check_model_arrays(arrays, source):
             raise CheckpointError(f"{source} has an unreadable model config: {field} is {value!r:.40}, "
                                   "not a whole number >= 1")
         sizes[letter] = value
-    sizes["G"] = 1 if config.get("cell_type") == "rnn" else 4
     stored = {}
     for name in ("W_embed", "W_proj", "Wx", "Wh", "W_vocab"):
         value = arrays.get(f"param/{name}")
@@ -162,15 +162,19 @@ def check_model_arrays(arrays, source):
         if np.ndim(value) != 2:
             raise CheckpointError(f"{source}: parameter {name!r} has shape {np.shape(value)}, expected a matrix")
         stored[name] = np.shape(value)
-    V = stored["W_embed"][0]
-    D, W, H, G = sizes["D"], sizes["W"], sizes["H"], sizes["G"]
-    expected = {"W_embed": (V, W), "W_proj": (D, H), "Wx": (W, G * H), "Wh": (H, G * H), "W_vocab": (H, V)}
+    V, G = stored["W_embed"][0], stored["Wh"][1]
+    D, W, H = sizes["D"], sizes["W"], sizes["H"]
+    # Wh before Wx: G is read from Wh, so a misshaped Wh is named as itself
+    expected = {"W_embed": (V, W), "W_proj": (D, H), "Wh": (H, G), "Wx": (W, G), "W_vocab": (H, V)}
     for name, shape in expected.items():
         if stored[name] != shape:
             raise CheckpointError(
                 f"{source}: parameter {name!r} has shape {stored[name]}, but the config's sizes "
                 f"(input_dim {D}, wordvec_dim {W}, hidden_dim {H}, vocabulary {V}) make it {shape}; "
                 "the file is damaged or was edited")
+    if G % H:
+        raise CheckpointError(f"{source}: parameter 'Wh' has {G} columns, not a whole number of gates of "
+                              f"hidden_dim {H}; the file is damaged or was edited")
     ids = [i for i in config["word_to_idx"].values() if isinstance(i, int) and not isinstance(i, bool)]
     if len(config["word_to_idx"]) > V or any(i >= V for i in ids):
         raise CheckpointError(f"{source}: its vocabulary has {len(config['word_to_idx'])} words with ids up to "

@@ -16,6 +16,7 @@ everything they do can be done from Python too.
 
 import json
 import logging
+import math
 import pathlib
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -101,9 +102,54 @@ def read_config(run_dir):
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with: minicap train --out {run_dir}")
     try:
-        return RunConfig(**json.loads(path.read_text()))
+        config = RunConfig(**json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not a valid run config: {exc}") from None
+    problem = _config_problem(config)
+    if problem:  # a hand-edited config.json: say which field, not what broke deep inside later
+        raise ValueError(f"{path} is not a valid run config: {problem}; fix it, or train the run again")
+    return config
+
+
+def _is_int(value, low):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_CONFIG_RULES = {
+    "dataset": (lambda v: v in DATASETS, f"one of {DATASETS}"),
+    "data_path": (lambda v: v is None or isinstance(v, str), "a path or null"),
+    "dataset_options": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a JSON object"),
+    "cell_type": (lambda v: isinstance(v, str), "the name of a cell (rnn, lstm, attention)"),
+    "wordvec_dim": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "hidden_dim": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "update_rule": (lambda v: isinstance(v, str), "the name of an update rule"),
+    "learning_rate": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "lr_decay": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "batch_size": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "num_epochs": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "grad_clip": (lambda v: v is None or (_is_number(v) and v >= 0), "a number >= 0 or null"),
+    "seed": (lambda v: _is_int(v, 0), "a whole number >= 0"),
+    "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
+    "device": (lambda v: v in ("cpu", "cuda"), "cpu or cuda"),
+    "select_by": (lambda v: isinstance(v, str), "val_loss or a metric's name"),
+    "average_decay": (lambda v: v is None or _is_number(v), "a number or null"),
+    "learning_rate_resets": (lambda v: isinstance(v, list) and all(
+        isinstance(r, list) and len(r) == 2 and _is_int(r[0], 0) and _is_number(r[1]) for r in v),
+        "a list of [epoch, rate] pairs"),
+}
+
+
+def _config_problem(config):
+    """What is wrong with a RunConfig's field types and values (None: nothing)."""
+    for name, (ok, expected) in _CONFIG_RULES.items():
+        value = getattr(config, name)
+        if not ok(value):
+            return f"{name} is {value!r:.60}, expected {expected}"
+    return None
 
 
 def unfinished_hint(run_dir):
@@ -201,7 +247,7 @@ def _check_model_fits(config, input_dim, data):
 
     V, D = max(data["word_to_idx"].values()) + 1, input_dim
     T = max(data["train_captions"].shape[1] - 1, 1)
-    G = 1 if config.cell_type == "rnn" else 4
+    G = {"lstm": 4, "attention": 4}.get(config.cell_type, 1)  # gates; 1 is a lower bound for any cell
     itemsize = np.dtype(config.dtype).itemsize
     W, H, what = config.wordvec_dim, config.hidden_dim, f"training a {config.cell_type} model"
 

@@ -213,3 +213,21 @@ def test_a_nan_model_is_refused_instead_of_writing_empty_captions(tiny_run, tmp_
     arrays["param/W_vocab"] = np.full_like(arrays["param/W_vocab"], np.nan)
     np.savez(run / "model.npz", **arrays)
     _refused(capsys, ["evaluate", str(run)], "parameter 'W_vocab' holds", "NaN or infinite")
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("dataset_options", "x", "expected a JSON object"),
+    ("hidden_dim", "8", "expected a whole number >= 1"),
+    ("dataset", "nope", "expected one of"),
+    ("learning_rate_resets", "x", "expected a list of [epoch, rate] pairs"),
+    ("grad_clip", -1, "expected a number >= 0 or null"),
+])
+def test_a_hand_edited_config_names_the_field(tiny_run, tmp_path, capsys, field, value, expected):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, field: value}))
+    for argv in (["evaluate", str(run)], ["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]):
+        _refused(capsys, argv, f"{run / 'config.json'} is not a valid run config: {field} is {value!r}, {expected}")

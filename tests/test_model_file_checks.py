@@ -113,3 +113,11 @@ def test_entries_sharing_their_bytes_are_refused(tmp_path):
     assert zipfile.ZipFile(path).namelist() == ["a.npy", "b.npy"]
     with pytest.raises(CheckpointError, match="add up to more than"):
         load_npz(path)
+
+
+def test_gate_columns_must_be_whole_gates(tmp_path):
+    path, arrays = _model_file(tmp_path, cell="rnn")
+    arrays = {**arrays, "param/Wx": np.zeros((4, 7), np.float32), "param/Wh": np.zeros((5, 7), np.float32)}
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="'Wh' has 7 columns, not a whole number of gates of hidden_dim 5"):
+        CaptioningRNN.load(path)
