@@ -337,3 +337,19 @@ def test_a_compressed_weights_npz_is_refused_before_the_cnn_runs(coco_pt, tmp_pa
     np.savez_compressed(weights, **{"features.0.0.weight": np.zeros((1 << 24,), np.float32)})
     with pytest.raises(ValueError, match="bomb.npz: its entry 'features.0.0.weight.npy' is compressed"):
         coco.extract_coco_pt_features(coco_pt, weights=weights, progress=False)
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_the_cnn_runs(coco_pt, monkeypatch):
+    import minicap.encoders
+    from minicap import memcheck
+
+    def never(*args, **kwargs):
+        raise AssertionError("the encoder was loaded or run")
+
+    monkeypatch.setattr(minicap.encoders, "load_encoder", never)  # nor fetched from the network
+    monkeypatch.setattr(minicap.encoders, "extract_features", never)
+    # 8 x 8 images: 4 * (3*8*8 + 32*4*4) = 2,816 bytes each at least; room for two
+    monkeypatch.setattr(memcheck, "available_bytes", lambda: 6000)
+    with pytest.raises(MemoryError, match="feature extraction with batch_size 64 needs at least 8.2 KB .* "
+                                          "batch_size 2 is about the most that fits"):
+        coco.extract_coco_pt_features(coco_pt, batch_size=64, progress=False)

@@ -383,6 +383,7 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
     _check_writable(path, encoder)
     if isinstance(weights, (str, os.PathLike)):
         check_npz_bounded(weights)
+    _check_batch_fits(splits, batch_size)
     model = load_encoder(encoder, weights)
     arrays = {}
     for split, (images, _) in splits.items():
@@ -390,6 +391,20 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
             images, model, batch_size=batch_size, device=device, progress=progress
         )
     return save_features(features_path(path, encoder), arrays, encoder, weights_sha256=_weights_sha256(encoder, weights))
+
+
+def _check_batch_fits(splits, batch_size):
+    """Refuse a batch whose activations cannot fit in memory, before the CNN runs.
+
+    The lower bound counted per image: the float32 input and the stem's output, 32
+    channels at half the resolution in both encoders (the widest maps come later).
+    """
+    from minicap.memcheck import check_size
+
+    largest = max(len(images) for images, _ in splits.values())
+    _, channels, height, width = splits["train"][0].shape
+    per_image = 4 * (channels * height * width + 32 * (height // 2) * (width // 2))
+    check_size("batch_size", batch_size, lambda b: min(b, largest) * per_image, "feature extraction")
 
 
 def _weights_sha256(encoder, weights):
