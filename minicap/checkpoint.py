@@ -131,7 +131,7 @@ def check_model_arrays(arrays, source):
     """
     try:
         config = json.loads(str(arrays["config"]))
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
         raise CheckpointError(f"{source} has an unreadable model config: {err}") from None
     if not isinstance(config, dict) or not isinstance(config.get("word_to_idx"), dict):
         raise CheckpointError(f"{source} has an unreadable model config: it is not a dict with a word_to_idx dict")
@@ -250,9 +250,11 @@ def load_state(path):
         raise CheckpointError(f"{path} was not written by minicap's save_state (it has no {_JSON_KEY!r} entry){hint}")
     try:
         document = json.loads(str(arrays.pop(_JSON_KEY)))
-    except ValueError as err:
+        return _join(document, arrays, path)
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
+        if isinstance(err, CheckpointError):
+            raise
         raise CheckpointError(f"the JSON part of {path} is damaged ({err})") from None
-    return _join(document, arrays, path)
 
 
 def _is_count(value):

@@ -103,7 +103,7 @@ def read_config(run_dir):
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with: minicap train --out {run_dir}")
     try:
         config = RunConfig(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise ValueError(f"{path} is not a valid run config: {exc}") from None
     problem = _config_problem(config)
     if problem:  # a hand-edited config.json: say which field, not what broke deep inside later

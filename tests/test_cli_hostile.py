@@ -231,3 +231,22 @@ def test_a_hand_edited_config_names_the_field(tiny_run, tmp_path, capsys, field,
     (run / "config.json").write_text(json.dumps({**config, field: value}))
     for argv in (["evaluate", str(run)], ["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]):
         _refused(capsys, argv, f"{run / 'config.json'} is not a valid run config: {field} is {value!r}, {expected}")
+
+
+def test_json_nested_thousands_deep_is_named_as_damaged(tiny_run, tmp_path, capsys):
+    """json.loads raises RecursionError, not ValueError, for such a document."""
+    import shutil
+
+    from minicap.checkpoint import CheckpointError, load_state, save_npz_atomic
+
+    deep = "[" * 100_000 + "]" * 100_000
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text(deep)
+    _refused(capsys, ["evaluate", str(run)], f"{run / 'config.json'} is not a valid run config")
+    shutil.copy(tiny_run / "config.json", run / "config.json")
+    (run / "history.json").write_text(deep)
+    _refused(capsys, ["visualize", str(run)], f"{run / 'history.json'} is damaged")
+    save_npz_atomic(tmp_path / "c.npz", {"__json__": np.array(deep)})
+    with pytest.raises(CheckpointError, match="the JSON part of .*c.npz is damaged"):
+        load_state(tmp_path / "c.npz")

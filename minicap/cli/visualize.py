@@ -40,7 +40,7 @@ def _visualize(args):
     try:
         history = json.loads(history_path.read_text())
         solver_like = _History(history)
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise ValueError(f"{history_path} is damaged ({type(err).__name__}: {err}); training writes it when it "
                          "finishes: restore the file, or train the run again") from None
     model = model.to(require_device(args.device))

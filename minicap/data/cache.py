@@ -86,7 +86,7 @@ def _load(path, expected, check=None):
     return arrays
 
 
-_UNREADABLE = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError)
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, RecursionError)
 
 
 def _read(path, expected, check=None):

@@ -149,7 +149,7 @@ def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, s
     try:
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
         idx_to_word, word_to_idx = vocab["idx_to_word"], vocab["word_to_idx"]
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise DataError(f"{vocab_path} is not the vocabulary json ({type(err).__name__}: {err}); download it again") from None
     _check_vocab(idx_to_word, word_to_idx, vocab_path)
 

@@ -98,7 +98,7 @@ def _read_records():
         return {}
     try:
         records = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise _records_error(path, f"is unreadable ({err})") from None
     if not isinstance(records, dict):
         raise _records_error(path, "is not a JSON object")
