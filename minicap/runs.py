@@ -299,6 +299,8 @@ def load_images(paths, config):
         if pathlib.Path(p).is_dir():
             raise IsADirectoryError(f"{p} is a folder, not an image file; pass the images themselves "
                                     f"(for example {pathlib.Path(p) / '*.png'})")
+        if pathlib.Path(p).exists() and not pathlib.Path(p).is_file():  # a device or a pipe: it may never end
+            raise ValueError(f"{p} is not a regular file; pass JPEG or PNG files")
     return np.stack([_load_image(load_image, p) for p in paths])
 
 

@@ -250,3 +250,14 @@ def test_json_nested_thousands_deep_is_named_as_damaged(tiny_run, tmp_path, caps
     save_npz_atomic(tmp_path / "c.npz", {"__json__": np.array(deep)})
     with pytest.raises(CheckpointError, match="the JSON part of .*c.npz is damaged"):
         load_state(tmp_path / "c.npz")
+
+
+def test_download_dest_that_is_a_file_is_named(tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("mine")
+    _refused(capsys, ["data", "download", "coco-eecs498", "--dest", str(a_file)], f"{a_file} is a file")
+    assert a_file.read_text() == "mine"
+
+
+def test_caption_refuses_a_device_as_an_image(tiny_run, capsys):
+    _refused(capsys, ["caption", "/dev/zero", "--checkpoint", str(tiny_run)], "/dev/zero is not a regular file")

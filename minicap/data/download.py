@@ -348,6 +348,8 @@ def download_dataset(name, dest_dir=None, progress=True):
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     spec = DATASETS[name]
     dest_dir = pathlib.Path(dest_dir) if dest_dir is not None else cache_dir() / "datasets"
+    if dest_dir.exists() and not dest_dir.is_dir():
+        raise NotADirectoryError(f"{dest_dir} is a file; the download goes into a folder (--dest): choose another")
     if spec.unpack_to is None:
         return download(spec.url, dest_dir / spec.filename, expected_size=spec.size, progress=progress)
     final = dest_dir / spec.unpack_to
