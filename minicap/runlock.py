@@ -42,13 +42,16 @@ def hold_run_folder(folder, create=True):
     folder = pathlib.Path(folder)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a run folder; choose another folder (--out)")
+    if not folder.exists() and not create:
+        yield
+        return
     created = False
-    if not folder.exists():
-        if not create:
-            yield
-            return
+    try:
         folder.mkdir(parents=True)
         created = True
+    except FileExistsError:  # there already, or made by a process started at the same moment
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file, not a run folder; choose another folder (--out)") from None
     path = folder / LOCK_NAME
     fd = _acquire(path) if fcntl is not None else _acquire_exclusive(path)
     try:
@@ -75,7 +78,11 @@ def _busy(path, pid):
 
 def _acquire(path):
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a refused process that made the folder has just removed it again
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -83,3 +83,29 @@ def test_commands_refuse_a_folder_another_process_holds(holder, command, tmp_pat
     assert done.stderr.strip() == (f"minicap {command[0]}: error: {folder} is in use by process {proc.pid} (a minicap "
                                    "command writing there); wait for it to finish or stop it, or choose another folder")
     assert os.listdir(folder) == [LOCK_NAME]
+
+
+def test_many_processes_starting_together_get_the_folder_one_at_a_time(tmp_path):
+    """Eight processes race for one new folder: each either holds it alone or is refused in one line."""
+    script = textwrap.dedent("""
+        import os, sys, time
+        from minicap.runlock import RunFolderBusy, hold_run_folder
+        folder = sys.argv[1]
+        try:
+            with hold_run_folder(folder):
+                marker = os.path.join(folder, "inside")
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL)  # fails if another holder is inside now
+                os.close(fd)
+                time.sleep(0.2)
+                os.unlink(marker)
+            print("held")
+        except RunFolderBusy:
+            print("busy")
+    """)
+    folder = tmp_path / "new" / "run"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    outcomes = sorted(out.strip() for out, _ in results)
+    assert "held" in outcomes and set(outcomes) <= {"held", "busy"}
