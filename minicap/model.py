@@ -25,7 +25,7 @@ import numpy as np
 from . import decoding
 from .argcheck import check_int
 from .backend import check_device, device_of, get_array_module, to_device
-from .checkpoint import CheckpointError, check_model_arrays, is_model_file, is_solver_state, load_npz, save_npz_atomic
+from .checkpoint import CheckpointError, is_model_file, is_solver_state, load_npz, save_npz_atomic
 from .layers import (
     affine_backward,
     affine_forward,
@@ -332,6 +332,8 @@ class CaptioningRNN:
                 f"minicap.checkpoint.load_state(path)['model'])")
         if "format" not in arrays or str(arrays["format"]) != FORMAT or "config" not in arrays:
             raise CheckpointError(f"{source} is not a minicap CaptioningRNN checkpoint (format {FORMAT})")
+        from .filecheck import check_model_arrays
+
         check_model_arrays(arrays, source)  # before the constructor allocates from the config's sizes
         try:
             config = json.loads(str(arrays["config"]))

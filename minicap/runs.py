@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .atomic import atomic_open
-from .checkpoint import check_training_state, load_state
+from .checkpoint import load_state
+from .filecheck import check_training_state
 from .model import CaptioningRNN
 from .solver import CaptioningSolver
 
