@@ -98,8 +98,8 @@ def check_training_state(state, path):
     training loop, or silently train on the wrong rows. Raises ``CheckpointError``
     naming ``path`` and the field.
     """
-    def refuse(field, expected):
-        value = state.get(field)
+    def refuse(field, expected, value=None):
+        value = state.get(field) if value is None else value
         shown = f"an array {value.dtype} {value.shape}" if isinstance(value, np.ndarray) else f"{value!r:.60}"
         raise CheckpointError(f"{path} is damaged or was edited: its {field!r} is {shown}, expected {expected}; "
                               "resume from an intact checkpoint, or start the run again (--overwrite)")
@@ -137,7 +137,41 @@ def check_training_state(state, path):
             refuse("order", f"a permutation of the {n} training rows")
         if position > n:
             refuse("position", f"at most the {n} rows of the epoch's order")
+    _check_arrays_match_the_model(state, refuse)
     try:  # the generator refuses a malformed state, with messages that name no file
         np.random.default_rng().bit_generator.state = state.get("rng_state")
     except (TypeError, ValueError, KeyError) as err:
         refuse("rng_state", f"the state of a PCG64 generator ({err})")
+
+
+def _check_arrays_match_the_model(state, refuse):
+    """Optimizer moments, best parameters and the weight average: finite float arrays of their parameter's shape.
+
+    NumPy would broadcast a moment of shape (1,) against any parameter, and a NaN would
+    spread through every later step: both would train on silently.
+    """
+    model = state.get("model")
+    shapes = {key[len("param/"):]: np.shape(value) for key, value in model.items()
+              if key.startswith("param/")} if isinstance(model, dict) else {}
+
+    def fits(name, value):
+        if isinstance(value, np.ndarray):
+            return (value.shape == shapes.get(name, value.shape) and value.dtype.kind == "f"
+                    and bool(np.isfinite(value).all()))
+        return not (isinstance(value, float) and not np.isfinite(value))
+
+    for name, config in state["optim"].items():
+        for key, value in config.items():
+            if not fits(name, value):
+                refuse(f"optim/{name}/{key}", f"finite values (an array of {name}'s shape {shapes.get(name)})", value)
+    for name, value in (state.get("best_params") or {}).items():
+        if not fits(name, value):
+            refuse(f"best_params/{name}", f"a finite float array of shape {shapes.get(name)}", value)
+    average = state.get("average")
+    if average is None:
+        return
+    sums = average.get("sums") if isinstance(average, dict) else None
+    if not (isinstance(average, dict) and _is_number(average.get("decay")) and _is_count(average.get("steps"))
+            and (sums is None or (isinstance(sums, dict) and all(isinstance(v, np.ndarray) and fits(k, v)
+                                                                  for k, v in sums.items())))):
+        refuse("average", "a decay, a step count and a finite array per parameter, of its shape")

@@ -54,3 +54,26 @@ def test_edited_fields_are_refused_naming_file_and_field(finished, tmp_path, cap
 def test_a_valid_mid_epoch_order_still_resumes(finished, tmp_path, capsys):
     run = _edited(finished, tmp_path, order=np.random.default_rng(5).permutation(200), position=10)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 0
+
+
+def _with_optim(finished, **changes):
+    optim = load_state(finished / "checkpoint.npz")["optim"]
+    return {**optim, "W_vocab": {**optim["W_vocab"], **changes}}
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda run: {"optim": _with_optim(run, m=np.zeros(1, np.float32))},
+     "'optim/W_vocab/m' is an array float32 (1,), expected finite values (an array of W_vocab's shape (8, "),
+    (lambda run: {"optim": _with_optim(run, v=np.full_like(_with_optim(run)["W_vocab"]["v"], np.nan))},
+     "'optim/W_vocab/v' is an array float32 (8, "),
+    (lambda run: {"optim": _with_optim(run, learning_rate=float("nan"))}, "'optim/W_vocab/learning_rate' is nan"),
+    (lambda run: {"best_params": {**load_state(run / "checkpoint.npz")["best_params"],
+                                  "b_vocab": np.full(3, np.inf, np.float32)}}, "'best_params/b_vocab' is an array"),
+    (lambda run: {"average": {"decay": 0.9, "steps": "x", "sums": None}}, "'average' is {'decay': 0.9, 'steps': 'x'"),
+], ids=["moment-shape", "moment-nan", "lr-nan", "best-params-inf", "average-steps"])
+def test_arrays_that_would_broadcast_or_spread_nan_are_refused(finished, tmp_path, capsys, edit, named):
+    """A moment of shape (1,) broadcasts against any parameter, a NaN spreads: both would train on silently."""
+    run = _edited(finished, tmp_path, **edit(finished))
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"is damaged or was edited: its {named}" in err, err
