@@ -113,6 +113,11 @@ def check_training_state(state, path):
         value = state.get(field)
         if not (isinstance(value, list) and all(_is_number(x) for x in value)):
             refuse(field, "a list of numbers")
+    # the solver saves after a sync: every completed iteration has its loss, every epoch an iteration
+    if len(state["loss_history"]) != state["iteration"]:
+        refuse("iteration", f"the length of loss_history ({len(state['loss_history'])})")
+    if state["epoch"] > state["iteration"]:
+        refuse("epoch", f"at most the iteration count ({state['iteration']})")
     if not isinstance(state.get("metrics_history"), list):
         refuse("metrics_history", "a list")
     if not (state.get("best_val") is None or _is_number(state.get("best_val"))):

@@ -39,8 +39,11 @@ def _edited(finished, tmp_path, **fields):
     ({"rng_state": {"x": 1}}, "'rng_state' is {'x': 1}, expected the state of a PCG64 generator"),
     ({"best_params": {"W_embed": 1}}, "'best_params' is {'W_embed': 1}, expected null or a dict of arrays"),
     ({"val_loss_history": [None]}, "'val_loss_history' is [None], expected a list of numbers"),
+    ({"iteration": 10**12}, "'iteration' is 1000000000000, expected the length of loss_history (20)"),
+    ({"epoch": 10**9}, "'epoch' is 1000000000, expected at most the iteration count (20)"),
 ], ids=["loss-history-string", "epoch-string", "negative-position", "order-index", "position-past-order",
-        "position-without-order", "rng-state", "best-params", "val-loss-none"])
+        "position-without-order", "rng-state", "best-params", "val-loss-none", "iteration-huge",
+        "epoch-huge"])
 def test_edited_fields_are_refused_naming_file_and_field(finished, tmp_path, capsys, fields, named):
     run = _edited(finished, tmp_path, **fields)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
