@@ -19,9 +19,14 @@ from .. import __version__
 _COMMAND_NAMES = ("demo", "data", "features", "train", "evaluate", "caption", "visualize")
 
 
-def __getattr__(name):
-    if name == "COMMANDS":  # the subcommand modules, in the order of --help
-        return tuple(importlib.import_module(f"{__name__}.{command}") for command in _COMMAND_NAMES)
+def _commands():
+    """The subcommand modules, in the order of --help."""
+    return tuple(importlib.import_module(f"{__name__}.{command}") for command in _COMMAND_NAMES)
+
+
+def __getattr__(name):  # minicap.cli.COMMANDS, imported on first use
+    if name == "COMMANDS":
+        return _commands()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -47,11 +52,11 @@ class _Parser(argparse.ArgumentParser):
 def _innermost(parser, args):
     """The (sub)parser of the command that ``args`` chose: `minicap data show`'s, say."""
     while True:
-        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        chosen = getattr(args, actions[0].dest, None) if actions else None
-        if chosen not in (actions[0].choices if actions else {}):
+        subparsers = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, subparsers.dest, None) if subparsers else None
+        if chosen not in getattr(subparsers, "choices", {}):
             return parser
-        parser = actions[0].choices[chosen]
+        parser = subparsers.choices[chosen]
 
 
 def build_parser():
@@ -60,7 +65,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minicap {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in __getattr__("COMMANDS"):
+    for module in _commands():
         module.add_parser(sub)
     return parser
 
