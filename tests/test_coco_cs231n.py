@@ -225,3 +225,22 @@ def test_compressed_h5_datasets_that_compress_like_data_still_load(tmp_path, rng
         f.create_dataset("features", data=written["train_pca"], compression="gzip")
     data = coco.load_coco_data(tmp_path / "coco")
     np.testing.assert_array_equal(data["train_features"], written["train_pca"])
+
+
+@pytest.mark.parametrize("how", ["external", "virtual"])
+def test_h5_datasets_stored_in_other_files_are_refused(tmp_path, rng, how):
+    """External storage could read any local file (here /dev/zero, 68 MB of it) into the captions."""
+    h5py = pytest.importorskip("h5py")
+    _fake_folder(tmp_path / "coco", rng)
+    path = tmp_path / "coco" / "coco2014_captions.h5"
+    with h5py.File(path, "a") as f:
+        del f["train_captions"]
+        if how == "external":
+            f.create_dataset("train_captions", shape=(10**6, 17), dtype="int32",
+                             external=[("/dev/zero", 0, h5py.h5f.UNLIMITED)])
+        else:
+            layout = h5py.VirtualLayout(shape=(10, 17), dtype="int32")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "x", shape=(10, 17))
+            f.create_virtual_dataset("train_captions", layout)
+    with pytest.raises(DataError, match=r"train_captions\] keeps its data in other files"):
+        coco.load_coco_data(tmp_path / "coco")

@@ -98,9 +98,15 @@ def _check_h5_size(path, key, dataset, h5py):
     """
     if not isinstance(dataset, h5py.Dataset):
         raise DataError(f"{path}[{key}] is a {type(dataset).__name__}, not a dataset; is it the right file?")
+    plist = dataset.id.get_create_plist()
+    # external storage and virtual datasets read other files (any file this user can read,
+    # /dev/zero for ever): the published files keep their data inside
+    if plist.get_external_count() > 0 or plist.get_layout() == h5py.h5d.VIRTUAL:
+        raise DataError(f"{path}[{key}] keeps its data in other files (external or virtual storage), which the "
+                        f"CS231n files never do; it is refused: {_GET_CS231N}")
     declared = dataset.size * dataset.dtype.itemsize
     stored = dataset.id.get_storage_size()
-    compressed = dataset.id.get_create_plist().get_nfilters() > 0
+    compressed = plist.get_nfilters() > 0
     if declared > stored * (_MAX_H5_EXPANSION if compressed else 1):
         how = f"more than {_MAX_H5_EXPANSION} times the {stored} compressed bytes" if compressed else \
             f"but only {stored} bytes are stored (the rest would be fill values)"
