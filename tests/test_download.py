@@ -372,3 +372,15 @@ def test_unpacking_checks_the_free_disk_space_first(server, tmp_path, monkeypatc
     with pytest.raises(DataError, match=r"but only 100 are free .*\(the zip is kept\)"):
         dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["coco_captioning.zip"]
+
+
+def test_a_part_file_that_is_a_link_is_replaced_not_written_through(server, tmp_path):
+    """A planted blob.bin.part -> victim would have had the download appended to the victim."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    dest = tmp_path / "data" / "blob.bin"
+    dest.parent.mkdir()
+    dest.with_name("blob.bin.part").symlink_to(victim)
+    dl.download(server.url + "/blob.bin", dest, expected_size=len(BLOB), progress=False)
+    assert victim.read_bytes() == b"precious"
+    assert dest.read_bytes() == BLOB and not dest.is_symlink()

@@ -161,6 +161,8 @@ def _fetch(url, part, expected_size, progress):
     """Fill ``part`` with the bytes of ``url``, resuming what is there. Returns the SHA-256 digest."""
     from tqdm.auto import tqdm
 
+    if part.is_symlink():  # resuming would append to (or truncate) the file it points at
+        part.unlink()
     offset = part.stat().st_size if part.exists() else 0
     if expected_size is not None and offset > expected_size:
         part.unlink()  # longer than the real file: not a prefix of it
