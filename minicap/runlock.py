@@ -79,9 +79,15 @@ def _busy(path, pid):
 def _acquire(path):
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # O_NOFOLLOW: a lock file planted as a link would have us truncate the file it points at
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except FileNotFoundError:  # a refused process that made the folder has just removed it again
             path.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        except OSError as err:
+            if not path.is_symlink():
+                raise
+            path.unlink()  # never a lock of ours: replace it with one
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

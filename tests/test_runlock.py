@@ -109,3 +109,14 @@ def test_many_processes_starting_together_get_the_folder_one_at_a_time(tmp_path)
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     outcomes = sorted(out.strip() for out, _ in results)
     assert "held" in outcomes and set(outcomes) <= {"held", "busy"}
+
+
+def test_a_lock_file_planted_as_a_link_is_replaced_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_NAME).symlink_to(victim)
+    with hold_run_folder(folder):
+        assert not (folder / LOCK_NAME).is_symlink()
+    assert victim.read_text() == "precious"
