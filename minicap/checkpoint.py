@@ -14,6 +14,7 @@ back until the training loop reaches a point where its state is consistent.
 """
 
 import json
+import math
 import pathlib
 import signal
 import threading
@@ -24,7 +25,8 @@ import numpy as np
 
 from .atomic import atomic_open
 
-__all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state"]
+__all__ = ["CheckpointError", "DeferredInterrupt", "save_npz_atomic", "load_npz", "save_state", "load_state",
+           "check_npz_sizes"]
 
 _JSON_KEY = "__json__"
 _ARRAY_REF = "__array__"  # {"__array__": name} in the JSON part stands for the array stored as name
@@ -56,14 +58,18 @@ def load_npz(path):
     """Read every array of an ``.npz`` file into a dict, without pickle.
 
     Raises FileNotFoundError for a missing file and CheckpointError for one that is not a
-    complete ``.npz`` archive (truncated, overwritten, or another format).
+    complete ``.npz`` archive (truncated, overwritten, or another format), or that would
+    take more memory than the file can hold (``check_npz_sizes``).
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as f:
             return {key: f[key] for key in f.files}
+    except CheckpointError:
+        raise
     # a damaged archive can also claim a newer zip version or an unknown compression
     # method (NotImplementedError from zipfile) or hold a corrupt deflate stream (zlib.error)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, zlib.error) as err:
@@ -71,6 +77,44 @@ def load_npz(path):
             f"{path} is not a readable .npz checkpoint ({err}); it may be truncated or of another "
             "format: delete it or point to another checkpoint"
         ) from None
+
+
+def check_npz_sizes(path):
+    """Refuse an .npz whose arrays would need more memory than the file holds, before reading any.
+
+    minicap writes .npz files uncompressed (``numpy.savez``), so every byte of every array
+    is in the file. A compressed member can declare any size and inflate to it from a few
+    kilobytes (a zip bomb), and an .npy header can declare a shape far larger than its
+    member (NumPy allocates the declared shape before it reads): both are refused.
+    """
+    path = pathlib.Path(path)
+    size = path.stat().st_size
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            # other (unknown) methods are left to zipfile, which refuses them when the entry is read
+            compressed = info.compress_type in (zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+            if compressed or (info.compress_type == zipfile.ZIP_STORED and info.file_size > info.compress_size):
+                raise CheckpointError(
+                    f"{path}: its entry {info.filename!r} is compressed; minicap writes .npz files uncompressed "
+                    "(numpy.savez), and a compressed entry can expand to any size, so it is refused; "
+                    "re-save the arrays with numpy.savez")
+            total += info.file_size
+            if total > size:  # entries of a damaged or hostile zip can share the same bytes
+                raise CheckpointError(f"{path}: its entries add up to more than the {size} bytes of the file")
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                needed = math.prod(shape) * dtype.itemsize
+                if needed > info.file_size:
+                    raise CheckpointError(
+                        f"{path}: its entry {info.filename!r} declares a {dtype} array of shape {shape} "
+                        f"({needed} bytes) but holds {info.file_size} bytes; the file is damaged")
 
 
 def _plain(value):
@@ -142,9 +186,11 @@ def load_state(path):
         raise CheckpointError(f"{path} was not written by minicap's save_state (it has no {_JSON_KEY!r} entry){hint}")
     try:
         document = json.loads(str(arrays.pop(_JSON_KEY)))
-    except ValueError as err:
+        return _join(document, arrays, path)
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
+        if isinstance(err, CheckpointError):
+            raise
         raise CheckpointError(f"the JSON part of {path} is damaged ({err})") from None
-    return _join(document, arrays, path)
 
 
 class DeferredInterrupt:

@@ -56,8 +56,14 @@ def run_demo(out="runs/demo", cell_type="attention", quick=False, device="cpu", 
     return metrics
 
 
-def draw_figures(out, model, solver, data, result, count=4):
-    """The demo's figures, from a trained model and its test evaluation."""
+def draw_figures(out, model, solver, data, result, count=4, split="test"):
+    """The demo's figures, from a trained model and its evaluation on ``split``.
+
+    The test split's figures are captions.png, attention_K.png and beam.png; another
+    split's carry its name (captions-val.png, attention-val_K.png, beam-val.png, and in
+    the labels), so that drawing one split never replaces another's.
+    """
+    suffix = "" if split == "test" else f"-{split}"
     figures.plot_loss_curves(np.asarray(solver.loss_history, dtype=float), out / "loss.png",
                              val_loss_history=np.asarray(solver.val_loss_history, dtype=float),
                              iterations_per_epoch=solver.iterations_per_epoch)
@@ -69,17 +75,18 @@ def draw_figures(out, model, solver, data, result, count=4):
     train_caps = decode_captions(train_ids_greedy, data["idx_to_word"])
     figures.plot_caption_comparison(
         train=(data["train_images"][train_ids], train_caps, [train_refs[i] for i in train_ids]),
-        test=(data["test_images"][test_ids], result.captions[:count], [result.references[i] for i in test_ids]),
-        path=out / "captions.png")
+        test=(data[f"{split}_images"][test_ids], result.captions[:count], [result.references[i] for i in test_ids]),
+        path=out / f"captions{suffix}.png", labels=("train", split))
     if result.attention is not None:
         for k, image_id in enumerate(test_ids[:3]):
             words = figures.generated_words(result.captions[k], len(result.attention[k]))
-            figures.plot_attention(data["test_images"][image_id], words, result.attention[k], out / f"attention_{k}.png")
-    beams = model.beam_search(to_device(np.asarray(data["test_features"][test_ids[:1]]), model.device),
+            figures.plot_attention(data[f"{split}_images"][image_id], words, result.attention[k],
+                                   out / f"attention{suffix}_{k}.png")
+    beams = model.beam_search(to_device(np.asarray(data[f"{split}_features"][test_ids[:1]]), model.device),
                               beam_size=3, max_length=result.caption_ids.shape[1], return_all=True)
     nbest = decode_captions(to_numpy(beams.nbest[0]), data["idx_to_word"])
-    figures.plot_beam_search(data["test_images"][test_ids[0]], nbest, to_numpy(beams.scores[0]).tolist(),
-                             out / "beam.png")
+    figures.plot_beam_search(data[f"{split}_images"][test_ids[0]], nbest, to_numpy(beams.scores[0]).tolist(),
+                             out / f"beam{suffix}.png", title=None if split == "test" else f"a {split} image")
 
 
 def _train_references(data, count):

@@ -50,6 +50,7 @@ def generate(model, features, beam_size=1, max_length=20, batch_size=256):
     Returns host arrays: caption ids (N, max_length) and, for the attention
     cell, the attention of every generated word (N, max_length, Hs, Ws).
     """
+    check_decoding_fits(model, min(len(features), batch_size), beam_size, max_length)
     captions, attention = [], []
     for start in range(0, len(features), batch_size):
         batch = to_device(np.asarray(features[start:start + batch_size]), model.device)
@@ -61,6 +62,24 @@ def generate(model, features, beam_size=1, max_length=20, batch_size=256):
         if model.cell.attention:
             attention.append(to_numpy(model.attention_for(batch, ids)))
     return np.concatenate(captions), (np.concatenate(attention) if attention else None)
+
+
+def check_decoding_fits(model, num_images, beam_size, max_length=None):
+    """Refuse a beam too wide for memory, before decoding (NotEnoughMemoryError).
+
+    The lower bound counted: at every step, each of the num_images x beam_size hypotheses
+    scores the whole vocabulary (and its log-probabilities), holds its LSTM state, and
+    keeps its words so far.
+    """
+    from .memcheck import check_size
+
+    H, V = model.params["W_vocab"].shape
+    itemsize, T = model.params["W_vocab"].dtype.itemsize, max_length or 20
+
+    def cost(beam):
+        return num_images * beam * (2 * V * itemsize + 4 * H * itemsize + T * 8)
+
+    check_size("beam_size", beam_size, cost, f"decoding {num_images} images")
 
 
 def evaluate_model(model, data, split="test", beam_size=3, max_length=None, batch_size=256, max_images=None):

@@ -375,6 +375,9 @@ class CaptioningRNN:
                 f"minicap.checkpoint.load_state(path)['model'])")
         if "format" not in arrays or str(arrays["format"]) != FORMAT or "config" not in arrays:
             raise CheckpointError(f"{source} is not a minicap CaptioningRNN checkpoint (format {FORMAT})")
+        from .filecheck import check_model_arrays
+
+        check_model_arrays(arrays, source)  # before the constructor allocates from the config's sizes
         try:
             config = json.loads(str(arrays["config"]))
             model = cls(config.pop("word_to_idx"), **config)

@@ -16,6 +16,7 @@ everything they do can be done from Python too.
 
 import json
 import logging
+import math
 import pathlib
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -24,6 +25,8 @@ import numpy as np
 
 from .cells import get_cell
 from .atomic import atomic_open
+from .checkpoint import load_state
+from .filecheck import check_training_state
 from .model import CaptioningRNN
 from .solver import CaptioningSolver
 
@@ -34,7 +37,8 @@ _log = logging.getLogger(__name__)
 # What a training run writes (besides config.json): a new run in an old folder removes
 # these first, so that the folder never mixes files of two runs.
 RUN_FILES = ("checkpoint.npz", "model.npz", "history.json", "metrics.json", "metrics-*.json",
-             "loss.png", "captions.png", "beam.png", "attention_*.png")
+             "loss.png", "captions.png", "beam.png", "attention_*.png",
+             "captions-*.png", "beam-*.png", "attention-*.png")  # minicap visualize --split val
 
 
 @dataclass
@@ -94,13 +98,61 @@ def write_json(path, obj):
 
 
 def read_config(run_dir):
+    if pathlib.Path(run_dir).is_file():  # e.g. --checkpoint runs/demo/model.npz
+        raise NotADirectoryError(f"{run_dir} is a file; pass the run folder that holds it "
+                                 f"({pathlib.Path(run_dir).parent}), not a file in it")
     path = pathlib.Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with: minicap train --out {run_dir}")
     try:
-        return RunConfig(**json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
+        config = RunConfig(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise ValueError(f"{path} is not a valid run config: {exc}") from None
+    problem = _config_problem(config)
+    if problem:  # a hand-edited config.json: say which field, not what broke deep inside later
+        raise ValueError(f"{path} is not a valid run config: {problem}; fix it, or train the run again")
+    return config
+
+
+def _is_int(value, low):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_CONFIG_RULES = {
+    "dataset": (lambda v: v in DATASETS, f"one of {DATASETS}"),
+    "data_path": (lambda v: v is None or isinstance(v, str), "a path or null"),
+    "dataset_options": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a JSON object"),
+    "cell_type": (lambda v: isinstance(v, str), "the name of a cell (rnn, lstm, attention)"),
+    "wordvec_dim": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "hidden_dim": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "update_rule": (lambda v: isinstance(v, str), "the name of an update rule"),
+    "learning_rate": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "lr_decay": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "batch_size": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "num_epochs": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+    "grad_clip": (lambda v: v is None or (_is_number(v) and v >= 0), "a number >= 0 or null"),
+    "seed": (lambda v: _is_int(v, 0), "a whole number >= 0"),
+    "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
+    "device": (lambda v: v in ("cpu", "cuda"), "cpu or cuda"),
+    "select_by": (lambda v: isinstance(v, str), "val_loss or a metric's name"),
+    "average_decay": (lambda v: v is None or _is_number(v), "a number or null"),
+    "learning_rate_resets": (lambda v: isinstance(v, list) and all(
+        isinstance(r, list) and len(r) == 2 and _is_int(r[0], 0) and _is_number(r[1]) for r in v),
+        "a list of [epoch, rate] pairs"),
+}
+
+
+def _config_problem(config):
+    """What is wrong with a RunConfig's field types and values (None: nothing)."""
+    for name, (ok, expected) in _CONFIG_RULES.items():
+        value = getattr(config, name)
+        if not ok(value):
+            return f"{name} is {value!r:.60}, expected {expected}"
+    return None
 
 
 def unfinished_hint(run_dir):
@@ -148,7 +200,10 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     out_dir = pathlib.Path(out_dir)
     if data is None:
         data = load_dataset(config.dataset, config.data_path, config.spatial, **config.dataset_options)
+    if resume and (out_dir / "checkpoint.npz").is_file():  # before the solver relies on its fields
+        check_training_state(load_state(out_dir / "checkpoint.npz"), out_dir / "checkpoint.npz")
     features = data["train_features"]
+    _check_model_fits(config, features.shape[1], data)
     model = CaptioningRNN(data["word_to_idx"], input_dim=features.shape[1], wordvec_dim=config.wordvec_dim,
                           hidden_dim=config.hidden_dim, cell_type=config.cell_type,
                           dtype=np.dtype(config.dtype), seed=config.seed, impl=impl).to(config.device)
@@ -185,6 +240,32 @@ def train(config, out_dir, data=None, resume=False, verbose=True, *, set_learnin
     return model, solver, data
 
 
+def _check_model_fits(config, input_dim, data):
+    """Refuse sizes whose model cannot fit in memory, before it is built (NotEnoughMemoryError).
+
+    The lower bound counted: the parameters and their gradients, and one minibatch's
+    vocabulary scores and hidden states with their gradients, as if the cell had one gate
+    (every cell has at least one), so that it holds for any registered cell.
+    """
+    from .memcheck import check_size
+
+    V, D = max(data["word_to_idx"].values()) + 1, input_dim
+    T = max(data["train_captions"].shape[1] - 1, 1)
+    itemsize = np.dtype(config.dtype).itemsize
+    W, H, what = config.wordvec_dim, config.hidden_dim, f"training a {config.cell_type} model"
+
+    def cost(W, H, batch):
+        params = V * W + D * H + H + (W + H + 1) * H + H * V + V
+        activations = batch * T * (V + 2 * H)
+        return 2 * (params + activations) * itemsize
+
+    # each size alone first (the others at 1), so that the message blames the option that is too large
+    check_size("hidden_dim", H, lambda h: cost(1, h, 1), what)
+    check_size("wordvec_dim", W, lambda w: cost(w, 1, 1), what)
+    check_size("hidden_dim", H, lambda h: cost(W, h, 1), f"{what} with wordvec_dim {W}")
+    check_size("batch_size", config.batch_size, lambda b: cost(W, H, b), what)
+
+
 def _remove_run_files(out_dir):
     # Only in a folder that holds a run (its config.json): a user's own loss.png or
     # metrics.json in a folder that never held one are not ours to delete.
@@ -215,7 +296,25 @@ def load_images(paths, config):
                          "(train on shapes or coco-eecs498 for that)")
     from .encoders import load_image
 
-    return np.stack([load_image(p, IMAGE_SIZE) for p in paths])
+    for p in paths:
+        if pathlib.Path(p).is_dir():
+            raise IsADirectoryError(f"{p} is a folder, not an image file; pass the images themselves "
+                                    f"(for example {pathlib.Path(p) / '*.png'})")
+        if pathlib.Path(p).exists() and not pathlib.Path(p).is_file():  # a device or a pipe: it may never end
+            raise ValueError(f"{p} is not a regular file; pass JPEG or PNG files")
+    return np.stack([_load_image(load_image, p) for p in paths])
+
+
+def _load_image(load_image, path):
+    try:
+        from PIL.Image import DecompressionBombError
+    except ImportError:  # load_image says how to install Pillow
+        return load_image(path, IMAGE_SIZE)
+    try:
+        return load_image(path, IMAGE_SIZE)
+    except DecompressionBombError as err:  # Pillow refuses images too large to decode safely
+        raise ValueError(f"cannot read {path}: {err}; scale the image down (it is captioned at "
+                         f"{IMAGE_SIZE} x {IMAGE_SIZE} pixels anyway)") from None
 
 
 def check_weights(config, weights):
@@ -248,6 +347,10 @@ def featurize_images(config, images, weights=None):
         from .encoders import extract_features, load_encoder
 
         name = config.dataset_options.get("encoder", "mobilenet_v2")
+        from .data.coco import check_npz_bounded
+
+        if isinstance(weights, (str, pathlib.PurePath)):
+            check_npz_bounded(weights)  # a weights .npz is read whole: no zip bomb
         encoder = load_encoder(name, _same_weights_as_training(config, name, weights))
         spatial, pooled = extract_features(images, encoder, device=config.device, progress=False)
         return spatial if config.spatial else pooled

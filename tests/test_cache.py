@@ -216,3 +216,36 @@ def test_entry_folder_gets_umask_permissions(home):
     finally:
         os.umask(old)
     assert oct(path.stat().st_mode & 0o777) == oct(0o755)  # not mkdtemp's private 0700
+
+
+# ---------------------------------------------------------------- hand-edited entries
+
+
+def test_array_names_that_leave_the_entry_are_refused(home, caplog):
+    """settings.json naming "../secret" would read a file outside the entry."""
+    import json
+
+    build = Builder()
+    _, path, _ = load_or_build("toy", {"n": 3}, build, version=1)
+    np.save(home / "secret.npy", np.full(3, 7.0))
+    meta = json.loads((path / "settings.json").read_text())
+    meta["arrays"] = ["x", "../secret"]
+    (path / "settings.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        arrays, _, built = load_or_build("toy", {"n": 3}, build, version=1)
+    assert built and "not plain names" in caplog.text and set(arrays) == {"x", "words"}
+
+
+def test_an_entry_that_fails_the_check_is_rebuilt_and_replaced(home, caplog):
+    def check(arrays):
+        if arrays["x"].shape != (3, 2):
+            raise ValueError(f"x is {arrays['x'].shape}")
+
+    build = Builder()
+    _, path, _ = load_or_build("toy", {"n": 3}, build, version=1, check=check)
+    np.save(path / "x.npy", np.zeros((5, 5), np.float32))  # hand-edited
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        arrays, _, built = load_or_build("toy", {"n": 3}, build, version=1, check=check)
+    assert built and "x is (5, 5)" in caplog.text and arrays["x"].shape == (3, 2)
+    again, _, built = load_or_build("toy", {"n": 3}, build, version=1, check=check)
+    assert not built and again["x"].shape == (3, 2)  # the bad entry was replaced, not kept

@@ -191,3 +191,56 @@ def test_missing_wide_features_say_to_use_pca_or_download_again(tmp_path, rng):
     message = str(err.value)
     assert "train2014_vgg16_fc7.h5 is missing" in message and "pca_features=False" in message
     assert f"delete {tmp_path / 'coco'}" in message
+
+
+# ---------------------------------------------------------------- hostile h5 files: small on disk, huge in memory
+
+from memory import peak_growth  # noqa: E402  (a helper beside the tests)
+
+
+@pytest.mark.parametrize("how", ["unwritten", "compressed"])
+def test_h5_datasets_declaring_more_than_the_file_holds_are_refused(tmp_path, rng, how):
+    """68 MB of caption ids declared in a file of kilobytes: never written, or one value gzipped."""
+    h5py = pytest.importorskip("h5py")
+    _fake_folder(tmp_path / "coco", rng)
+    path = tmp_path / "coco" / "coco2014_captions.h5"
+    with h5py.File(path, "a") as f:
+        del f["train_captions"]
+        if how == "unwritten":  # late allocation: nothing is stored, reading gives the fill value
+            f.create_dataset("train_captions", shape=(10**6, 17), dtype="int32")
+        else:
+            f.create_dataset("train_captions", data=np.zeros((10**6, 17), np.int32), compression="gzip",
+                             chunks=(10**5, 17))
+    assert path.stat().st_size < 500_000
+    growth, outcome = peak_growth("from minicap.data import coco", f"coco.load_coco_data({str(tmp_path / 'coco')!r})")
+    assert outcome.startswith("DataError") and f"{path}[train_captions] declares int32 (1000000, 17)" in outcome
+    assert growth < 16 << 20
+
+
+def test_compressed_h5_datasets_that_compress_like_data_still_load(tmp_path, rng):
+    h5py = pytest.importorskip("h5py")
+    written = _fake_folder(tmp_path / "coco", rng)
+    with h5py.File(tmp_path / "coco" / "train2014_vgg16_fc7_pca.h5", "a") as f:
+        del f["features"]
+        f.create_dataset("features", data=written["train_pca"], compression="gzip")
+    data = coco.load_coco_data(tmp_path / "coco")
+    np.testing.assert_array_equal(data["train_features"], written["train_pca"])
+
+
+@pytest.mark.parametrize("how", ["external", "virtual"])
+def test_h5_datasets_stored_in_other_files_are_refused(tmp_path, rng, how):
+    """External storage could read any local file (here /dev/zero, 68 MB of it) into the captions."""
+    h5py = pytest.importorskip("h5py")
+    _fake_folder(tmp_path / "coco", rng)
+    path = tmp_path / "coco" / "coco2014_captions.h5"
+    with h5py.File(path, "a") as f:
+        del f["train_captions"]
+        if how == "external":
+            f.create_dataset("train_captions", shape=(10**6, 17), dtype="int32",
+                             external=[("/dev/zero", 0, h5py.h5f.UNLIMITED)])
+        else:
+            layout = h5py.VirtualLayout(shape=(10, 17), dtype="int32")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "x", shape=(10, 17))
+            f.create_virtual_dataset("train_captions", layout)
+    with pytest.raises(DataError, match=r"train_captions\] keeps its data in other files"):
+        coco.load_coco_data(tmp_path / "coco")

@@ -285,3 +285,71 @@ def test_data_show_works_without_features(coco_pt, tmp_path, capsys):
     assert main(["data", "show", "coco-eecs498", "--data-path", str(coco_pt), "--batch-size", "2", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not coco.features_path(coco_pt, "mobilenet_v2").exists()
+
+
+# ---------------------------------------------------------------- hostile files: small on disk, huge in memory
+
+
+def test_mixed_key_types_are_named_with_the_file(tmp_path):
+    path = tmp_path / "mixed.pt"
+    _plain_torch_zip(path, {"weights": [1.0], 3: "x"})
+    with pytest.raises(DataError, match=r"found \['weights', 3\]") as err:
+        coco.load_coco_pt(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("which", ["train_images", "val_captions"])
+def test_stride_zero_tensors_are_refused_before_they_are_copied(tmp_path, which):
+    """A few kilobytes of file whose tensor repeats one storage (torch's expand) to tens of megabytes."""
+    torch = pytest.importorskip("torch")
+    n = 2000 if which == "train_images" else 2_000_000
+    images = torch.zeros(1, 3, 1, 1, dtype=torch.uint8).expand(n, 3, 112 if which == "train_images" else 1, 1)
+    captions = torch.tensor([[1, 4, 2, 0]]).expand(n, 4)  # strides (0, 1)
+    split = which.split("_")[0]
+    path = tmp_path / "coco.pt"
+    obj = _torch_coco(torch, **{f"{split}_images": images, f"{split}_captions": captions})
+    torch.save(obj, path)
+    assert path.stat().st_size < 10_000
+    growth, outcome = peak_growth("from minicap.data import coco", f"coco.load_coco_pt({str(path)!r})")
+    assert outcome.startswith("DataError") and "more than the" in outcome and str(path) in outcome
+    assert growth < 16 << 20
+
+
+from memory import peak_growth  # noqa: E402  (a helper beside the tests)
+
+
+def test_a_compressed_feature_cache_is_refused_before_it_is_inflated(coco_pt):
+    """minicap writes the feature file uncompressed; a deflated one (64 MiB of zeros in ~64 KB) is a bomb."""
+    cache = coco.features_path(coco_pt, "mobilenet_v2")
+    np.savez_compressed(cache, encoder=np.asarray("mobilenet_v2"), train_spatial=np.zeros((3, 1280, 64, 64), np.float32),
+                        train_pooled=np.zeros((3, 1280), np.float32), val_spatial=np.zeros((2, 1280, 4, 4), np.float32),
+                        val_pooled=np.zeros((2, 1280), np.float32))
+    assert cache.stat().st_size < 500_000
+    growth, outcome = peak_growth("from minicap.data import coco",
+                                  f"coco.load_coco_pt({str(coco_pt)!r}, spatial=True)['train_features']")
+    assert outcome.startswith("DataError") and "is compressed" in outcome and "minicap features" in outcome
+    assert growth < 16 << 20
+
+
+def test_a_compressed_weights_npz_is_refused_before_the_cnn_runs(coco_pt, tmp_path):
+    weights = tmp_path / "bomb.npz"
+    np.savez_compressed(weights, **{"features.0.0.weight": np.zeros((1 << 24,), np.float32)})
+    with pytest.raises(ValueError, match="bomb.npz: its entry 'features.0.0.weight.npy' is compressed"):
+        coco.extract_coco_pt_features(coco_pt, weights=weights, progress=False)
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_the_cnn_runs(coco_pt, monkeypatch):
+    import minicap.encoders
+    from minicap import memcheck
+
+    def never(*args, **kwargs):
+        raise AssertionError("the encoder was loaded or run")
+
+    monkeypatch.setattr(minicap.encoders, "load_encoder", never)  # nor fetched from the network
+    monkeypatch.setattr(minicap.encoders, "extract_features", never)
+    # 8 x 8 images: 4 * (3*8*8 + 32*4*4) = 2,816 bytes each at least; room for two
+    monkeypatch.setattr(memcheck, "available_bytes", lambda: 6000)
+    with pytest.raises(MemoryError, match="feature extraction with batch_size 64 needs at least 8.2 KB .* "
+                                          "batch_size 2 is about the most that fits"):
+        coco.extract_coco_pt_features(coco_pt, batch_size=64, progress=False)

@@ -46,7 +46,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
+        if not srv.no_length:  # without it, HTTP/1.0 ends the body when the connection closes
+            self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         payload = body[start:]
         if srv.cut_after is not None:  # promise everything, send part, hang up
@@ -61,6 +62,7 @@ def server(tmp_path, monkeypatch):
     monkeypatch.setenv("MINICAP_HOME", str(tmp_path / "home"))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.requests, srv.honour_range, srv.cut_after, srv.sent = {"/blob.bin": BLOB}, [], True, None, 0
+    srv.no_length = False
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
@@ -336,3 +338,49 @@ def test_registry_sizes_match_the_published_files():
     assert dl.DATASETS["coco-cs231n"].size == 1_035_210_391
     assert dl.DATASETS["coco-eecs498"].size == 396_583_632
     assert all(spec.url.startswith("https://") for spec in dl.DATASETS.values())
+
+
+# ---------------------------------------------------------------- hostile servers and archives
+
+
+def test_a_server_sending_more_than_expected_is_cut_off(server, tmp_path):
+    """No Content-Length: the body runs until the server hangs up; it is never written past the expected size."""
+    server.no_length = True
+    server.files["/blob.bin"] = BLOB * 3
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(DataError, match="sends more than the 10,244 bytes expected"):
+        dl.download(server.url + "/blob.bin", dest, expected_size=len(BLOB), progress=False)
+    assert not dest.exists() and not dest.with_name("blob.bin.part").exists()
+
+
+def test_a_zip_bomb_is_refused_before_unpacking_and_kept(server, tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in dl.DATASETS["coco-cs231n"].needs:
+            z.writestr(f"coco_captioning/{name}", bytes(8 << 20))  # 64 MiB of zeros in ~64 KB
+    _serve_cs231n(server, monkeypatch, buf.getvalue())
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match=r"would unpack to 67,108,864 bytes, more than 20 times .* zip bomb"):
+        dl.download_dataset("coco-cs231n", data, progress=False)
+    assert [p.name for p in data.iterdir()] == ["coco_captioning.zip"]  # nothing unpacked, no temporary folder
+
+
+def test_unpacking_checks_the_free_disk_space_first(server, tmp_path, monkeypatch):
+    _serve_cs231n(server, monkeypatch, _fake_cs231n_zip())
+    real = dl.shutil.disk_usage
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: real(path)._replace(free=100))
+    with pytest.raises(DataError, match=r"but only 100 are free .*\(the zip is kept\)"):
+        dl.download_dataset("coco-cs231n", tmp_path / "data", progress=False)
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["coco_captioning.zip"]
+
+
+def test_a_part_file_that_is_a_link_is_replaced_not_written_through(server, tmp_path):
+    """A planted blob.bin.part -> victim would have had the download appended to the victim."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    dest = tmp_path / "data" / "blob.bin"
+    dest.parent.mkdir()
+    dest.with_name("blob.bin.part").symlink_to(victim)
+    dl.download(server.url + "/blob.bin", dest, expected_size=len(BLOB), progress=False)
+    assert victim.read_bytes() == b"precious"
+    assert dest.read_bytes() == BLOB and not dest.is_symlink()

@@ -111,3 +111,26 @@ def test_second_load_comes_from_the_cache(home, monkeypatch):
 def test_bad_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_shapes(cache=False, **kwargs)
+
+
+@pytest.mark.parametrize("edit", ["shape", "dtype", "caption-id", "image-index"])
+def test_a_hand_edited_cache_entry_is_rebuilt_not_used(home, caplog, edit):
+    import logging
+
+    first = load_shapes(spatial=False, **SIZES)
+    entry = next(p for p in home.iterdir() if p.name.startswith("shapes-"))
+    captions = np.load(entry / "train_captions.npy")
+    if edit == "shape":
+        np.save(entry / "train_images.npy", np.zeros((30, 3, 8, 8), np.uint8))
+    elif edit == "dtype":
+        np.save(entry / "train_captions.npy", captions.astype(np.float64))
+    elif edit == "caption-id":
+        captions[0, 1] = 10**6
+        np.save(entry / "train_captions.npy", captions)
+    else:
+        np.save(entry / "train_image_idxs.npy", np.full(len(captions), 99, np.int32))
+    with caplog.at_level(logging.WARNING, logger="minicap.data.cache"):
+        second = load_shapes(spatial=False, **SIZES)
+    assert "rebuilding" in caplog.text
+    for key in ("train_images", "train_captions", "train_image_idxs"):
+        np.testing.assert_array_equal(second[key], first[key])

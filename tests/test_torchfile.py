@@ -380,3 +380,78 @@ def test_cyclic_containers_still_read(tmp_path):
 def test_folder_is_named_as_a_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder, not a file written by torch.save"):
         read_torch_file(tmp_path)
+
+
+# ---------------------------------------------------------------- memory: a small file never costs much more than its size
+
+from memory import peak_growth  # noqa: E402  (a helper beside the tests)
+
+
+def _byte_storage_zip(path, numel, compression):
+    """A torch zip of one uint8 tensor of ``numel`` zeros, its storage entry written with ``compression``."""
+    pkl = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nByteStorage\n"
+           b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ" + struct.pack("<i", numel) + b"tQK\x00J"
+           + struct.pack("<i", numel) + b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR.")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/data/0", bytes(numel), compress_type=compression)
+
+
+def test_compressed_storage_is_refused_before_it_is_inflated(tmp_path):
+    """A deflated storage (a zip bomb: 64 KB of file declaring 64 MiB) is refused, never allocated."""
+    path = tmp_path / "bomb.pt"
+    _byte_storage_zip(path, 64 << 20, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 200_000
+    growth, outcome = peak_growth("from minicap.data.torchfile import read_torch_file",
+                                  f"read_torch_file({str(path)!r})")
+    assert outcome.startswith("DataError") and "is compressed, which torch.save never does" in outcome
+    assert str(path) in outcome
+    assert growth < 8 << 20
+
+
+def test_compressed_pickle_is_refused(tmp_path):
+    path = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", pickle.dumps([1, 2], protocol=2))
+    with pytest.raises(DataError, match="archive/data.pkl is compressed"):
+        read_torch_file(path)
+
+
+def test_stored_storage_is_read_without_a_second_copy(tmp_path):
+    """ZipExtFile.readinto copies through a bytes object: reading in chunks keeps the peak near the storage."""
+    nbytes = 48 << 20
+    path = tmp_path / "big.pt"
+    _byte_storage_zip(path, nbytes, zipfile.ZIP_STORED)
+    growth, outcome = peak_growth("from minicap.data.torchfile import read_torch_file",
+                                  f"x = read_torch_file({str(path)!r}); assert x.size == {nbytes}")
+    assert outcome == "ok"
+    assert growth < nbytes * 1.25  # one copy, not two
+
+
+def test_storages_adding_up_to_more_than_the_file_are_refused(tmp_path):
+    """Each storage fits the file, together they do not: refused before any is allocated."""
+    path = tmp_path / "many.pt"
+    numel = 200
+    two = (b"\x80\x02(" + _tensor_pickle(numel, 1)[2:-1] + b"ctorch._utils\n_rebuild_tensor_v2\n"
+           b"((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x001X\x03\x00\x00\x00cpuJ"
+           + struct.pack("<i", numel) + b"tQK\x00K\x01\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRl.")
+    with open(path, "wb") as f:
+        for part in (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True}):
+            pickle.dump(part, f, protocol=2)
+        f.write(two)
+        pickle.dump(["0", "1"], f, protocol=2)
+        f.write(b"\x00" * (4 * numel + 100))  # room for one storage, not for two
+    assert 4 * numel < path.stat().st_size < 8 * numel
+    with pytest.raises(DataError, match="storages add up to more than"):
+        read_torch_file(path)
+
+
+def test_bare_storage_is_refused(tmp_path):
+    """docs/data.md: only tensors, numbers, strings and containers come back, never the reader's storage object."""
+    path = tmp_path / "storage.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+                                       b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02tQ.")
+        z.writestr("archive/data/0", bytes(8))
+    with pytest.raises(DataError, match="the bare storage '0'"):
+        read_torch_file(path)

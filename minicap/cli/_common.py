@@ -18,6 +18,24 @@ def positive_int(text):
     return value
 
 
+def at_most(high, unit, why):
+    """argparse type: a whole number from 1 to ``high`` (an upper bound keeps a typo from running for hours)."""
+    def parse(text):
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high} {unit} ({why}), got {value}")
+        return value
+
+    return parse
+
+
+MAX_CAPTION_WORDS = 1000  # far past any real caption; a decoder runs max_length steps whatever it writes
+caption_length = at_most(MAX_CAPTION_WORDS, "words", "far longer than any caption")
+# one figure holds them all: 64 images are already a PNG thousands of pixels tall
+MAX_FIGURE_IMAGES = 64
+figure_images = at_most(MAX_FIGURE_IMAGES, "images", "they are drawn into one figure")
+
+
 def positive_float(text):
     """argparse type: a finite number > 0 (a learning rate of 0, < 0 or nan trains nothing useful)."""
     try:

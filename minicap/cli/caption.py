@@ -5,7 +5,8 @@ import pathlib
 from .. import runs
 from ..data.vocab import decode_captions
 from ..backend import require_device
-from ._common import add_device, add_impl, add_threads, positive_int
+from ..evaluation import check_decoding_fits
+from ._common import MAX_CAPTION_WORDS, add_device, add_impl, add_threads, caption_length, positive_int
 
 
 def add_parser(sub):
@@ -13,7 +14,8 @@ def add_parser(sub):
     p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
     p.add_argument("--checkpoint", required=True, metavar="RUN", help="a run folder (from minicap train or demo)")
     p.add_argument("--beam-size", type=positive_int, default=3, help="1 for greedy decoding (default: 3)")
-    p.add_argument("--max-length", type=positive_int, default=20, help="most words per caption (default: 20)")
+    p.add_argument("--max-length", type=caption_length, default=20,
+                   help=f"most words per caption, at most {MAX_CAPTION_WORDS} (default: 20)")
     p.add_argument("--attention-out", metavar="DIR",
                    help="write each word's attention overlay here, as STEM_attention.png "
                         "(K_STEM_attention.png, K the image's position, when two images share a file name)")
@@ -31,6 +33,8 @@ def run(args):
 
     from ..backend import to_device, to_numpy
 
+    if args.attention_out and pathlib.Path(args.attention_out).exists() and not pathlib.Path(args.attention_out).is_dir():
+        raise NotADirectoryError(f"--attention-out {args.attention_out} is a file; it takes a folder for the overlays")
     config = runs.read_config(args.checkpoint)
     model = runs.load_model(args.checkpoint).to(require_device(args.device))
     model.impl = args.impl
@@ -39,6 +43,7 @@ def run(args):
                          f"cell_type {model.cell_type!r}; leave out --attention-out, or use a run trained "
                          "with --cell attention")
     runs.check_weights(config, args.weights)  # also before any work
+    check_decoding_fits(model, len(args.images), args.beam_size, args.max_length)
     images = runs.load_images(args.images, config)
     features = to_device(runs.featurize_images(config, images, weights=args.weights), model.device)
     ids = model.beam_search(features, beam_size=args.beam_size, max_length=args.max_length)

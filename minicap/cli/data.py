@@ -1,7 +1,9 @@
 """``minicap data``: make the shapes world, download COCO, draw a minibatch."""
 
+import pathlib
+
 from .. import runs
-from ._common import positive_int
+from ._common import MAX_FIGURE_IMAGES, figure_images, positive_int
 
 
 def add_parser(sub):
@@ -19,7 +21,8 @@ def add_parser(sub):
     v.add_argument("dataset", choices=runs.DATASETS)
     v.add_argument("--data-path")
     v.add_argument("--split", default="train")
-    v.add_argument("--batch-size", type=positive_int, default=8)
+    v.add_argument("--batch-size", type=figure_images, default=8,
+                   help=f"images in the grid, at most {MAX_FIGURE_IMAGES} (default 8)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default="minibatch.png")
     v.set_defaults(run=run_show)
@@ -52,6 +55,9 @@ def run_show(args):
 
     from ..data.minibatch import plot_minibatch
 
+    if pathlib.Path(args.out).is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; give the PNG file to write, "
+                                f"for example {pathlib.Path(args.out) / 'minibatch.png'}")
     if args.dataset == "coco-eecs498" and args.data_path is not None:
         from ..data import load_coco_pt
 

@@ -4,6 +4,7 @@ with metrics.json, figures and the checkpoint."""
 
 from ..backend import require_device
 from ..cells import get_cell
+from ..runlock import hold_run_folder
 from ._common import add_device, add_impl, add_threads, format_metrics, refuse_to_replace
 
 
@@ -27,11 +28,13 @@ def add_parser(sub):
 def run(args):
     from ..demo import run_demo
 
-    if not args.overwrite:  # before the minutes of data generation and training
-        refuse_to_replace(args.out, "demo")
-    device = require_device(args.device)
-    metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=device,
-                       seed=args.seed, verbose=not args.quiet, impl=args.impl)
+    # held from the check of the folder to the last write: a second demo or train there is refused
+    with hold_run_folder(args.out):
+        if not args.overwrite:  # before the minutes of data generation and training
+            refuse_to_replace(args.out, "demo")
+        device = require_device(args.device)
+        metrics = run_demo(args.out, cell_type=args.cell, quick=args.quick, device=device,
+                           seed=args.seed, verbose=not args.quiet, impl=args.impl)
     print(format_metrics(metrics))
     print(f"{metrics['images']} {metrics['split']} images, beam size {metrics['beam_size']}, "
           f"{metrics['seconds']:.0f} s in all")

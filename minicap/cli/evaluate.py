@@ -5,6 +5,7 @@ import pathlib
 from .. import runs
 from ..evaluation import evaluate_model
 from ..backend import require_device
+from ..runlock import hold_run_folder
 from ._common import add_device, add_impl, add_threads, format_metrics, positive_int
 
 
@@ -21,6 +22,11 @@ def add_parser(sub):
 
 
 def run(args):
+    with hold_run_folder(args.run_dir, create=False):  # it writes metrics-SPLIT.json there
+        _evaluate(args)
+
+
+def _evaluate(args):
     config = runs.read_config(args.run_dir)
     model = runs.load_model(args.run_dir).to(require_device(args.device))
     model.impl = args.impl

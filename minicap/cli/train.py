@@ -11,6 +11,7 @@ import pathlib
 from .. import runs
 from ..backend import require_device
 from ..cells import cell_names
+from ..runlock import hold_run_folder
 from ._common import add_impl, add_threads, positive_float, positive_int, refuse_to_replace
 
 # option dest -> RunConfig field, for the options that map one to one
@@ -98,6 +99,12 @@ def config_from_args(args):
 
 
 def run(args):
+    # held from the check of the folder to the last write: a second train or demo there is refused
+    with hold_run_folder(args.out):
+        _train(args)
+
+
+def _train(args):
     from ..solver import NonFiniteLossError
 
     if not args.overwrite:

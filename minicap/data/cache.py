@@ -67,21 +67,32 @@ class _OtherSettings(Exception):
     """The entry was written for other settings (a hash collision, or a hand-edited folder)."""
 
 
-def _load(path, expected):
-    """The arrays in folder ``path``; raises if it is incomplete or for other settings."""
+def _plain_name(key):
+    return isinstance(key, str) and bool(key) and all(c.isalnum() or c in "-_" for c in key)
+
+
+def _load(path, expected, check=None):
+    """The arrays in folder ``path``; raises if it is incomplete, for other settings, or fails ``check``."""
     stored = json.loads((path / _SETTINGS_FILE).read_text(encoding="utf-8"))
     if stored.get("settings_text") != expected:
         raise _OtherSettings()
-    return {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in stored["arrays"]}
+    names = stored["arrays"]
+    # a name like "../x" would read a file outside the entry
+    if not (isinstance(names, list) and all(_plain_name(key) for key in names)):
+        raise ValueError(f"its {_SETTINGS_FILE} lists array names that are not plain names: {names!r:.80}")
+    arrays = {key: np.load(path / f"{key}.npy", mmap_mode="c", allow_pickle=False) for key in names}
+    if check is not None:
+        check(arrays)
+    return arrays
 
 
-_UNREADABLE = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError)
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, RecursionError)
 
 
-def _read(path, expected):
+def _read(path, expected, check=None):
     """The arrays in folder ``path``, or None (with a warning) if it is unusable."""
     try:
-        return _load(path, expected)
+        return _load(path, expected, check)
     except _OtherSettings:
         log.warning("cache %s was written for other settings; rebuilding it", path)
         return None
@@ -91,10 +102,10 @@ def _read(path, expected):
         return None
 
 
-def _complete(path, expected):
+def _complete(path, expected, check=None):
     """True if folder ``path`` holds a good entry for ``expected`` (no warning)."""
     try:
-        _load(path, expected)
+        _load(path, expected, check)
         return True
     except (_OtherSettings,) + _UNREADABLE:
         return False
@@ -105,7 +116,7 @@ def _sync(f):
     os.fsync(f.fileno())
 
 
-def _write(path, arrays, settings_text):
+def _write(path, arrays, settings_text, check=None):
     """Write ``arrays`` into folder ``path`` atomically; False (with a warning) on failure.
 
     Several processes may build the same entry at once (two training runs
@@ -142,7 +153,7 @@ def _write(path, arrays, settings_text):
             except OSError:
                 if not path.is_dir():
                     raise
-            if _complete(path, settings_text):
+            if _complete(path, settings_text, check):
                 return True  # another process wrote the same entry first: keep it
             # a corrupt entry, or one for other settings: move it aside, then retry
             stale = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".stale"))
@@ -162,7 +173,7 @@ def _write(path, arrays, settings_text):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_or_build(name, settings, build, version):
+def load_or_build(name, settings, build, version, check=None):
     """Load the arrays cached for ``(name, settings, version)``, or build and cache them.
 
     ``build()`` must return a dict of NumPy arrays (numbers or strings; no
@@ -171,20 +182,24 @@ def load_or_build(name, settings, build, version):
     copy-on-write: they read like ordinary arrays, and writing to one changes
     only the caller's copy.
 
+    check: called with the loaded arrays; a ValueError from it (arrays of the wrong
+    shape, dtype or values, from a hand-edited or damaged entry) rebuilds the entry with a
+    warning, like a corrupt file.
+
     Returns ``(arrays, path, built)`` where ``built`` says whether ``build``
     ran.
     """
     path = cache_path(name, settings, version)
     settings_text = json.dumps({"version": version, "settings": settings}, sort_keys=True)
     if path.exists():
-        arrays = _read(path, settings_text)
+        arrays = _read(path, settings_text, check)
         if arrays is not None:
             return arrays, path, False
     arrays = build()
     for key, value in arrays.items():
         if not isinstance(value, np.ndarray) or value.dtype == object:
             raise TypeError(f"cached value {key!r} must be a NumPy array of numbers or strings, got {type(value)}")
-        if not key or not all(c.isalnum() or c in "-_" for c in key):
+        if not _plain_name(key):
             raise ValueError(f"cached array names must be letters, digits, '-' or '_', got {key!r}")
-    _write(path, arrays, settings_text)
+    _write(path, arrays, settings_text, check)
     return arrays, path, True

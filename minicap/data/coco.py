@@ -77,9 +77,41 @@ def _read_h5(path, keys):
             missing = [k for k in keys if k not in f]
             if missing:
                 raise DataError(f"{path} lacks the datasets {missing} (it has {sorted(f)}); is it the right file?")
+            for k in keys:
+                _check_h5_size(path, k, f[k], h5py)
             return {k: np.asarray(f[k]) for k in keys}
     except OSError as err:
         raise DataError(f"{path} is not a readable h5 file ({err}); download it again") from None
+
+
+# Compressed h5 datasets may expand by at most this factor: caption ids and features compress
+# a few times at most, while a dataset of one repeated value (a bomb) compresses a thousandfold.
+_MAX_H5_EXPANSION = 64
+
+
+def _check_h5_size(path, key, dataset, h5py):
+    """Refuse a dataset whose declared size the file cannot back, before reading it.
+
+    An h5 dataset declares its shape; storage that was never written reads as the fill
+    value, and compressed chunks can hold any amount of one repeated value. Either way a
+    file of kilobytes can declare gigabytes, which ``np.asarray`` would allocate.
+    """
+    if not isinstance(dataset, h5py.Dataset):
+        raise DataError(f"{path}[{key}] is a {type(dataset).__name__}, not a dataset; is it the right file?")
+    plist = dataset.id.get_create_plist()
+    # external storage and virtual datasets read other files (any file this user can read,
+    # /dev/zero for ever): the published files keep their data inside
+    if plist.get_external_count() > 0 or plist.get_layout() == h5py.h5d.VIRTUAL:
+        raise DataError(f"{path}[{key}] keeps its data in other files (external or virtual storage), which the "
+                        f"CS231n files never do; it is refused: {_GET_CS231N}")
+    declared = dataset.size * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    compressed = plist.get_nfilters() > 0
+    if declared > stored * (_MAX_H5_EXPANSION if compressed else 1):
+        how = f"more than {_MAX_H5_EXPANSION} times the {stored} compressed bytes" if compressed else \
+            f"but only {stored} bytes are stored (the rest would be fill values)"
+        raise DataError(f"{path}[{key}] declares {dataset.dtype} {dataset.shape} ({declared} bytes), {how}; "
+                        f"the file is damaged or not the CS231n one: {_GET_CS231N}")
 
 
 def _read_lines(path):
@@ -123,7 +155,7 @@ def load_coco_data(base_dir, max_train=None, pca_features=True, spatial=False, s
     try:
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
         idx_to_word, word_to_idx = vocab["idx_to_word"], vocab["word_to_idx"]
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise DataError(f"{vocab_path} is not the vocabulary json ({type(err).__name__}: {err}); download it again") from None
     _check_vocab(idx_to_word, word_to_idx, vocab_path)
 
@@ -192,7 +224,8 @@ def _read_coco_pt(path):
     raw = read_torch_file(path)
     keys = ("train_images", "train_captions", "val_images", "val_captions", "vocab")
     if not isinstance(raw, dict) or any(k not in raw for k in keys):
-        found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        # by repr: a dict with str and int keys cannot be sorted by the keys themselves
+        found = sorted(raw, key=repr) if isinstance(raw, dict) else type(raw).__name__
         raise DataError(f"{path} is not EECS 498's coco.pt: expected the keys {list(keys)}, found {found}; {_GET_EECS498}")
     vocab = raw["vocab"]
     if not isinstance(vocab, dict) or "idx_to_token" not in vocab or "token_to_idx" not in vocab:
@@ -206,6 +239,7 @@ def _read_coco_pt(path):
     idx_to_word, word_to_idx = list(idx_to_word), dict(word_to_idx)
     _check_vocab(idx_to_word, word_to_idx, path)
     splits = {}
+    _check_fits_file(path, {name: raw[name] for name in keys[:4]})
     for split in ("train", "val"):
         images = raw[f"{split}_images"]
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
@@ -221,12 +255,51 @@ def _read_coco_pt(path):
     return splits, idx_to_word, word_to_idx
 
 
+def _check_fits_file(path, tensors):
+    """Refuse tensors that show more bytes than the file holds.
+
+    The torch reader keeps tensors as views of their storage, so a tensor saved with
+    stride 0 (torch's ``expand``) costs nothing until it is copied; coco.pt stores every
+    image and caption, and copying such a view (to make it contiguous, or int32) could
+    cost gigabytes from a file of kilobytes.
+    """
+    size = path.stat().st_size
+    shown = {name: t.nbytes for name, t in tensors.items() if isinstance(t, np.ndarray)}
+    if sum(shown.values()) > size:
+        name = max(shown, key=shown.get)
+        t = tensors[name]
+        raise DataError(
+            f"{path}: its tensors show {sum(shown.values())} bytes, more than the {size} bytes of the file "
+            f"({name} {t.shape} has strides {t.strides}: it repeats the same bytes); coco.pt stores every "
+            f"image and caption, so this is not the EECS 498 file; {_GET_EECS498}")
+
+
+def check_npz_bounded(path):
+    """ValueError (a CheckpointError) for an .npz that would take more memory than the file holds.
+
+    minicap writes its feature and weight .npz files uncompressed; see
+    ``minicap.checkpoint.check_npz_sizes``. A missing or damaged file is left to its reader.
+    """
+    from minicap.checkpoint import CheckpointError, check_npz_sizes
+
+    path = pathlib.Path(path)
+    if path.suffix != ".npz" or not path.is_file():
+        return
+    try:
+        check_npz_sizes(path)
+    except CheckpointError:
+        raise
+    except Exception:  # not a readable zip: the reader that follows says what is wrong with it
+        return
+
+
 def _load_features(path, encoder, splits):
     """{split: (spatial, pooled)} from the cache file of ``encoder``, checked against the images."""
     from minicap.encoders.extract import load_features
 
     cache = features_path(path, encoder)
     try:
+        check_npz_bounded(cache)
         arrays = load_features(cache, encoder)
     except ValueError as err:
         raise DataError(f"{err}. To extract them, run `minicap features {path} --encoder {encoder}`") from None
@@ -314,6 +387,9 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
     splits, _, _ = _read_coco_pt(path)
     # Before the CNN runs (minutes): a read-only dataset folder must not cost that work.
     _check_writable(path, encoder)
+    if isinstance(weights, (str, os.PathLike)):
+        check_npz_bounded(weights)
+    _check_batch_fits(splits, batch_size)
     model = load_encoder(encoder, weights)
     arrays = {}
     for split, (images, _) in splits.items():
@@ -321,6 +397,20 @@ def extract_coco_pt_features(path, encoder="mobilenet_v2", weights=None, batch_s
             images, model, batch_size=batch_size, device=device, progress=progress
         )
     return save_features(features_path(path, encoder), arrays, encoder, weights_sha256=_weights_sha256(encoder, weights))
+
+
+def _check_batch_fits(splits, batch_size):
+    """Refuse a batch whose activations cannot fit in memory, before the CNN runs.
+
+    The lower bound counted per image: the float32 input and the stem's output, 32
+    channels at half the resolution in both encoders (the widest maps come later).
+    """
+    from minicap.memcheck import check_size
+
+    largest = max(len(images) for images, _ in splits.values())
+    _, channels, height, width = splits["train"][0].shape
+    per_image = 4 * (channels * height * width + 32 * (height // 2) * (width // 2))
+    check_size("batch_size", batch_size, lambda b: min(b, largest) * per_image, "feature extraction")
 
 
 def _weights_sha256(encoder, weights):

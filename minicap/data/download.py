@@ -98,7 +98,7 @@ def _read_records():
         return {}
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise _records_error(path, f"is unreadable ({err})") from None
     if not isinstance(records, dict):
         raise _records_error(path, "is not a JSON object")
@@ -161,6 +161,8 @@ def _fetch(url, part, expected_size, progress):
     """Fill ``part`` with the bytes of ``url``, resuming what is there. Returns the SHA-256 digest."""
     from tqdm.auto import tqdm
 
+    if part.is_symlink():  # resuming would append to (or truncate) the file it points at
+        part.unlink()
     offset = part.stat().st_size if part.exists() else 0
     if expected_size is not None and offset > expected_size:
         part.unlink()  # longer than the real file: not a prefix of it
@@ -191,6 +193,12 @@ def _fetch(url, part, expected_size, progress):
             total=total, initial=start, unit="B", unit_scale=True, desc=part.name[: -len(".part")], disable=not progress
         ) as bar:
             for chunk in iter(lambda: response.read(_CHUNK), b""):
+                # a server that sends no length (or another one) must not fill the disk
+                if expected_size is not None and out.tell() + len(chunk) > expected_size:
+                    out.close()
+                    part.unlink()
+                    raise DataError(f"{url} sends more than the {expected_size:,} bytes expected; the file has "
+                                    "changed upstream or the URL is wrong (nothing was kept)")
                 out.write(chunk)
                 digest.update(chunk)
                 bar.update(len(chunk))
@@ -263,14 +271,33 @@ def download(url, dest, expected_size=None, sha256=None, progress=True):
     return dest
 
 
+# The published archive holds h5 files of features and caption ids, which deflate a little;
+# an archive declaring far more than this (one value repeated compresses a thousandfold) is a bomb.
+MAX_UNPACKED_RATIO = 20
+
+
+def _check_unpacked_size(archive_path, archive, folder):
+    """Refuse an archive whose members declare more bytes than it could hold, or than the disk has free."""
+    declared = sum(info.file_size for info in archive.infolist())
+    packed = archive_path.stat().st_size
+    if declared > MAX_UNPACKED_RATIO * packed:
+        raise DataError(f"{archive_path} would unpack to {declared:,} bytes, more than {MAX_UNPACKED_RATIO} times "
+                        f"its {packed:,}: it is not the expected archive (a zip bomb?); delete it and download again")
+    free = shutil.disk_usage(folder).free
+    if declared > free:
+        raise DataError(f"{archive_path} unpacks to {declared:,} bytes but only {free:,} are free in "
+                        f"{folder.parent}: free some space and run this again (the zip is kept)")
+
+
 def _safe_extract(archive_path, folder):
-    """Extract a zip into ``folder``, refusing members that would land outside it."""
+    """Extract a zip into ``folder``, refusing members that would land outside it, and bombs."""
     try:
         with zipfile.ZipFile(archive_path) as archive:
             for name in archive.namelist():
                 target = (folder / name).resolve()
                 if not target.is_relative_to(folder.resolve()):
                     raise DataError(f"{archive_path} holds {name!r}, which would be written outside {folder}")
+            _check_unpacked_size(archive_path, archive, folder)
             archive.extractall(folder)
     except DataError:
         raise
@@ -323,6 +350,8 @@ def download_dataset(name, dest_dir=None, progress=True):
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     spec = DATASETS[name]
     dest_dir = pathlib.Path(dest_dir) if dest_dir is not None else cache_dir() / "datasets"
+    if dest_dir.exists() and not dest_dir.is_dir():
+        raise NotADirectoryError(f"{dest_dir} is a file; the download goes into a folder (--dest): choose another")
     if spec.unpack_to is None:
         return download(spec.url, dest_dir / spec.filename, expected_size=spec.size, progress=progress)
     final = dest_dir / spec.unpack_to

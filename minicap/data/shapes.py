@@ -35,6 +35,11 @@ def shapes_vocabulary():
 
 
 def _build(sizes, seed, captions_per_image):
+    """The whole world's arrays (what the cache stores)."""
+    return _generate(sizes, seed, captions_per_image)
+
+
+def _generate(sizes, seed, captions_per_image, quiet=False):
     word_to_idx, idx_to_word = shapes_vocabulary()
     arrays = {"idx_to_word": np.array(idx_to_word)}
     appearance = {}
@@ -48,7 +53,8 @@ def _build(sizes, seed, captions_per_image):
         arrays[f"{split}_captions"] = encode_captions(flat, word_to_idx, grammar.MAX_WORDS)
         arrays[f"{split}_image_idxs"] = np.repeat(np.arange(len(images), dtype=np.int32), captions_per_image)
         appearance[split] = feat.appearance_features(images)
-        log.info("shapes world: %d %s scenes in %.1f s", len(images), split, time.perf_counter() - start)
+        if not quiet:
+            log.info("shapes world: %d %s scenes in %.1f s", len(images), split, time.perf_counter() - start)
     for layout, make in (("spatial", feat.spatial_features), ("global", feat.global_features)):
         features = {split: make(appearance[split]) for split in SPLITS}
         mean, std = feat.fit_standardizer(features["train"])
@@ -87,16 +93,61 @@ def load_shapes(num_train=4000, num_val=500, num_test=500, seed=0, spatial=False
     seed = check_int("seed", seed, low=0)
     captions_per_image = check_int("captions_per_image", captions_per_image, low=1)
     settings = dict(sizes, seed=seed, captions_per_image=captions_per_image)
+    one = _check_memory(sizes, captions_per_image)
 
     def build():
         return _build(sizes, seed, captions_per_image)
 
     if cache:
-        arrays, path, built = load_or_build("shapes", settings, build, FORMAT_VERSION)
+        arrays, path, built = load_or_build("shapes", settings, build, FORMAT_VERSION,
+                                            check=lambda cached: _check_cached(cached, one, sizes, captions_per_image))
         log.info("shapes world %s %s", "built and cached in" if built else "loaded from", path)
     else:
         arrays = build()
     return _assemble(arrays, spatial)
+
+
+def _check_memory(sizes, captions_per_image):
+    """Refuse a world that cannot fit in memory before generating it (NotEnoughMemoryError).
+
+    One scene's arrays are measured by building one (milliseconds): its image, records,
+    captions and both feature layouts; the world needs at least that per scene.
+    """
+    from minicap.memcheck import check_size
+
+    one = _generate({"train": 1, "val": 0, "test": 0}, 0, captions_per_image, quiet=True)
+    per_scene = sum(a.nbytes for key, a in one.items() if key.startswith("train_"))
+    others = sizes["val"] + sizes["test"]
+    check_size("num_train", sizes["train"], lambda n: (n + others) * per_scene, "the shapes world")
+    return one
+
+
+def _check_cached(cached, one, sizes, captions_per_image):
+    """ValueError unless a cache entry holds what the settings make (a hand-edited or damaged entry).
+
+    ``one`` is a one-scene world: every array must have its dtype and its shape after the
+    first axis, with one row per scene (or per caption); captions must be ids of the
+    vocabulary and image indices rows of their split.
+    """
+    for key, ref in one.items():
+        split = key.split("_")[0]
+        if split in SPLITS:
+            per_scene = len(one[f"train{key[len(split):]}"])
+            shape = (sizes[split] * per_scene, *ref.shape[1:])
+        else:
+            shape = ref.shape
+        got = cached.get(key)
+        if got is None or got.dtype != ref.dtype or got.shape != shape:
+            found = "nothing" if got is None else f"{got.dtype} {got.shape}"
+            raise ValueError(f"{key} is {found}, expected {ref.dtype} {shape}")
+    if cached["idx_to_word"].tolist() != one["idx_to_word"].tolist():
+        raise ValueError("its vocabulary is not the shapes grammar's")
+    for split in SPLITS:
+        captions, idxs = cached[f"{split}_captions"], cached[f"{split}_image_idxs"]
+        if captions.size and (captions.min() < 0 or captions.max() >= len(one["idx_to_word"])):
+            raise ValueError(f"{split}_captions holds ids outside the vocabulary")
+        if idxs.size and (idxs.min() < 0 or idxs.max() >= sizes[split]):
+            raise ValueError(f"{split}_image_idxs points outside the {sizes[split]} {split} scenes")
 
 
 def _assemble(arrays, spatial):

@@ -246,7 +246,7 @@ _ALLOWED = {
 _ALLOWED.update({("torch", cls): _StorageType(_DTYPES[name]) for cls, name in _STORAGE_CLASSES.items()})
 _ALLOWED.update({("torch", name): dtype for name, dtype in _DTYPES.items()})
 
-_NOT_DATA = (_Reader, _StorageType, _DType, type)
+_NOT_DATA = (_Reader, _StorageType, _DType, _Storage, type)
 
 
 def _check_result(obj):
@@ -261,6 +261,8 @@ def _check_result(obj):
                 what = f"the function {item._function.__name__}"
             elif isinstance(item, _StorageType):
                 what = "a storage type"
+            elif isinstance(item, _Storage):
+                what = f"the bare storage {item.key!r} (raw bytes without a tensor's dtype, shape and strides)"
             else:
                 what = f"the class {item.__name__}"
             raise DataError(
@@ -304,10 +306,17 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 class _StorageTable:
-    """The storages named by a pickle, keyed by their id, sized before allocation."""
+    """The storages named by a pickle, keyed by their id, sized before allocation.
 
-    def __init__(self, check_size):
+    ``check_size(key, nbytes)`` refuses one storage; ``limit`` (the file's size) bounds
+    them all together, since every stored byte must come from the file: many storages
+    that each fit the file could otherwise add up to any size.
+    """
+
+    def __init__(self, check_size, limit):
         self._check_size = check_size
+        self._limit = limit
+        self._total = 0
         self.by_key = {}
 
     def get(self, pid):
@@ -322,6 +331,10 @@ class _StorageTable:
         if storage is None:
             unit = 1 if storage_type.dtype is None else storage_type.dtype.stored.itemsize
             self._check_size(key, numel * unit)
+            self._total += numel * unit
+            if self._total > self._limit:
+                raise DataError(f"its storages add up to more than the {self._limit} bytes of the whole file "
+                                f"(at storage {key!r}); it is damaged or hostile")
             storage = self.by_key[key] = _Storage(key, storage_type.dtype, numel)
         elif storage.raw.size != numel * storage.unit:
             raise DataError(f"storage {key!r} is declared with two different sizes")
@@ -396,8 +409,12 @@ def _read_zip(path):
                 raise DataError("this is a TorchScript archive (torch.jit.save), not a torch.save file")
             raise DataError("it is a zip archive but not a torch.save file (no single '<name>/data.pkl' inside)")
         prefix = pickles[0][: -len("data.pkl")]
+        _refuse_compressed(archive, pickles[0])
         try:
-            byteorder = archive.read(prefix + "byteorder").decode("ascii", "replace") if prefix + "byteorder" in names else "little"
+            byteorder = "little"
+            if prefix + "byteorder" in names:
+                _refuse_compressed(archive, prefix + "byteorder")
+                byteorder = archive.read(prefix + "byteorder").decode("ascii", "replace")
             if byteorder not in ("little", "big"):
                 raise DataError(f"its byteorder record says {byteorder!r:.20}, expected 'little' or 'big'")
 
@@ -405,13 +422,13 @@ def _read_zip(path):
                 name = f"{prefix}data/{key}"
                 if name not in names:
                     raise DataError(f"storage {key!r} is named in the pickle but {name} is missing from the archive")
-                info = archive.getinfo(name)
+                info = _refuse_compressed(archive, name)
                 if info.file_size != nbytes:
                     raise DataError(f"{name} holds {info.file_size} bytes, the pickle expects {nbytes}")
-                if info.compress_type == zipfile.ZIP_STORED and nbytes > size:  # torch stores entries uncompressed
+                if nbytes > size:
                     raise DataError(f"{name} claims {nbytes} bytes, more than the whole file ({size})")
 
-            storages = _StorageTable(check_size)
+            storages = _StorageTable(check_size, size)
             obj = _unpickle(io.BytesIO(archive.read(pickles[0])), storages)
             for key, storage in storages.by_key.items():
                 with archive.open(f"{prefix}data/{key}") as src:
@@ -425,11 +442,32 @@ def _read_zip(path):
     return obj
 
 
+def _refuse_compressed(archive, name):
+    """The ``ZipInfo`` of ``name``, refused unless stored uncompressed, as torch.save writes every entry.
+
+    A deflated entry can declare any size and inflate to it from a few kilobytes (a zip
+    bomb), so its declared size says nothing about what the file holds; a stored entry's
+    bytes are all in the file, so the file's size bounds it.
+    """
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > info.compress_size:
+        raise DataError(
+            f"{name} is compressed, which torch.save never does: a compressed entry can expand to any size, "
+            "so it is refused; re-save the object with torch.save (or unzip and re-zip it with `zip -0`)"
+        )
+    return info
+
+
+# Bytes read per call: ZipExtFile.readinto reads into a temporary bytes object and copies,
+# so one call for a whole storage would hold it twice.
+_CHUNK = 1 << 20
+
+
 def _read_exact(src, out):
     view = memoryview(out).cast("B")
     done = 0
     while done < len(view):
-        n = src.readinto(view[done:])
+        n = src.readinto(view[done : done + _CHUNK])
         if not n:
             raise DataError(f"a storage ends after {done} of its {len(view)} bytes: the file is truncated; download it again")
         done += n
@@ -456,7 +494,7 @@ def _read_legacy(path):
             if nbytes > size:
                 raise DataError(f"storage {key!r} claims {nbytes} bytes, more than the whole file ({size})")
 
-        storages = _StorageTable(check_size)
+        storages = _StorageTable(check_size, size)
         obj = _unpickle(f, storages)
         keys = _unpickle(f, None)
         if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
