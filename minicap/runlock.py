@@ -84,7 +84,7 @@ def _acquire(path):
         except FileNotFoundError:  # a refused process that made the folder has just removed it again
             path.parent.mkdir(parents=True, exist_ok=True)
             continue
-        except OSError as err:
+        except OSError:
             if not path.is_symlink():
                 raise
             path.unlink()  # never a lock of ours: replace it with one
