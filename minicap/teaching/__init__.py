@@ -13,6 +13,7 @@ The command line: ``minicap assignment make DIR`` and ``minicap check``
 """
 
 from .exercises import EXERCISES, PARTS
+from .grader import check
 from .notebooks import show_figure
 
-__all__ = ["EXERCISES", "PARTS", "show_figure"]
+__all__ = ["EXERCISES", "PARTS", "check", "show_figure"]
