@@ -68,7 +68,8 @@ def find_regions(text, filename="<source>"):
         elif code == END:
             if open_at is None:
                 raise RegionError(f"{filename}, line {i + 1}: END SOLUTION without a BEGIN SOLUTION")
-            inside = [name for name, first, last in functions if first <= open_at + 1 and i + 1 <= last]
+            # the function holding the BEGIN line (an END after a function's last statement still closes it)
+            inside = [name for name, first, last in functions if first <= open_at + 1 <= last]
             if not inside:
                 raise RegionError(f"{filename}, line {open_at + 1}: a solution region must be inside a function")
             # the innermost function: the one that starts last
