@@ -226,3 +226,43 @@ def test_pip_install_e_of_the_copy_gives_the_minicap_command(made, tmp_path):
     where = subprocess.run([str(python), "-c", "import minicap; print(minicap.__file__)"], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
     assert pathlib.Path(where.stdout.strip()).resolve().is_relative_to(student.resolve()), where.stdout
+
+
+def test_the_gradescope_autograder_grades_a_submission_and_always_writes_results(tmp_path):
+    """``minicap assignment autograder DIR``, then its run_autograder as Gradescope runs it (with
+    AUTOGRADER_ROOT standing in for /autograder): a submission of the solved files gets full
+    marks, one of loose files too, and an empty submission 0 with a results.json all the same."""
+    upload = tmp_path / "upload"
+    run = subprocess.run([sys.executable, "-m", "minicap.cli", "assignment", "autograder", str(upload), "--parts",
+                          "basics,optim"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in upload.iterdir()) == ["assignment", "run_autograder", "setup.sh"]
+    assert os.access(upload / "run_autograder", os.X_OK) and (upload / "run_autograder").read_text().startswith("#!")
+
+    def grade(submitted):
+        root = tmp_path / f"autograder-{len(list(tmp_path.glob('autograder-*')))}"
+        shutil.copytree(upload, root / "source")
+        (root / "submission").mkdir()
+        for relative, text in submitted.items():
+            (root / "submission" / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / "submission" / relative).write_text(text)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(AUTOGRADER_ROOT=str(root), PYTHON=sys.executable, OPENBLAS_NUM_THREADS="1")
+        done = subprocess.run([str(root / "source" / "run_autograder")], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads((root / "results" / "results.json").read_text())
+
+    solved = {}
+    for path in EXERCISE_FILES:
+        copy_text = (upload / "assignment" / path).read_text()
+        solved[path] = fill_regions(copy_text, solution_bodies((REPO / path).read_text(), path), path)
+    full = grade({f"project/{path}": text for path, text in solved.items()})
+    assert full["score"] == sum(t["max_score"] for t in full["tests"]) > 0
+    assert {t["name"].split(":")[0] for t in full["tests"]} == {
+        e.name for e in EXERCISES if e.part in ("basics", "optim")}
+    loose = grade({pathlib.PurePosixPath(path).name: text for path, text in solved.items()})
+    assert loose["score"] == full["score"]
+    empty = grade({})
+    assert empty["score"] == 0 and "not in your submission" in empty["output"]

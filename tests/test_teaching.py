@@ -247,7 +247,7 @@ def test_json_into_a_folder_is_a_usage_error(capsys, tmp_path):
 
 def test_assignment_without_an_action_is_a_usage_error(capsys):
     assert main(["assignment"]) == 2
-    assert "name an action: make" in capsys.readouterr().err
+    assert "name an action: make or autograder" in capsys.readouterr().err
 
 
 def test_check_exits_0_when_everything_passes_and_writes_results_json(capsys, tmp_path):

@@ -10,9 +10,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import caption, data, demo, evaluate, features, teaching, train, visualize
+from . import assignment, caption, check, data, demo, evaluate, features, train, visualize
 
-COMMANDS = (demo, data, features, train, evaluate, caption, visualize, teaching)
+COMMANDS = (demo, data, features, train, evaluate, caption, visualize, assignment, check)
 
 # What counts as the user's mistake rather than a bug in minicap: bad values,
 # missing or unreadable files, a device that is not there, a run that diverged

@@ -28,6 +28,26 @@ def add_make_arguments(p):
     p.set_defaults(run=run_make)
 
 
+AUTOGRADER_DESCRIPTION = ("Write Gradescope's autograder to DIR: setup.sh, run_autograder and a student project "
+                          "of the same parts. Zip the contents of DIR (not the folder) and upload it.")
+
+
+def add_autograder_arguments(p):
+    p.add_argument("dir", metavar="DIR", help="where to write it (must not exist, or be empty)")
+    p.add_argument("--parts", default="", metavar="P,...",
+                   help=f"the parts handed out, from {', '.join(PARTS)} (default: all)")
+    p.set_defaults(run=run_autograder)
+
+
+def run_autograder(args):
+    from .autograder import make_autograder
+
+    made = make_autograder(args.dir, parse_parts(args.parts))
+    print(f"wrote Gradescope's autograder to {args.dir} (parts {', '.join(made['parts'])}): "
+          f"zip its contents, e.g. cd {args.dir} && zip -r ../autograder.zip .")
+    return 0
+
+
 def add_check_arguments(p):
     p.add_argument("--parts", default="", metavar="P,...",
                    help=f"the parts to check, from {', '.join(PARTS)} (default: a student copy's parts, or all)")
@@ -69,7 +89,7 @@ def run_check(args):
 
 
 def main(argv=None):
-    """``python -m minicap.teaching check|make ...``"""
+    """``python -m minicap.teaching check|make|autograder ...``"""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m minicap.teaching",
@@ -77,6 +97,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_check_arguments(sub.add_parser("check", help="grade the importable minicap", description=CHECK_DESCRIPTION))
     add_make_arguments(sub.add_parser("make", help="write a student project", description=MAKE_DESCRIPTION))
+    add_autograder_arguments(sub.add_parser("autograder", help="write Gradescope's autograder",
+                                            description=AUTOGRADER_DESCRIPTION))
     args = parser.parse_args(argv)
     try:
         return args.run(args)
