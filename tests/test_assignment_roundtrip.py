@@ -48,6 +48,12 @@ def check(copy, tmp, *args, python=sys.executable, module="minicap.cli"):
     return run.returncode, data, run.stdout + run.stderr
 
 
+def _outside_regions(text):
+    lines = text.splitlines()
+    inside = {i for r in find_regions(text) for i in range(r.begin + 1, r.end)}
+    return "\n".join(line for i, line in enumerate(lines) if i not in inside)
+
+
 def put_back_solutions(copy, edit=None):
     """Fill every stubbed region of the copy with the library's solution (``edit`` may change one first)."""
     for path in EXERCISE_FILES:
@@ -76,6 +82,10 @@ def test_the_copy_is_a_complete_project_without_the_kernels(made):
     assert not (copy / "tests").exists() and not (copy / "benchmarks").exists()
     assert json.loads((copy / "minicap" / MARKER).read_text())["parts"] == list(PARTS)
     assert 'impl="reference"):' in (copy / "minicap" / "model.py").read_text()
+    # outside the regions (the argument checks above, the return below) every file is the library's
+    for path in EXERCISE_FILES:
+        ours, theirs = (REPO / path).read_text(), (copy / path).read_text()
+        assert _outside_regions(theirs) == _outside_regions(ours).replace('impl="fast"):', 'impl="reference"):')
     # every exercise's region is now a stub that raises NotImplementedError naming the function
     for exercise in EXERCISES:
         text = (copy / exercise.path).read_text()
@@ -266,3 +276,28 @@ def test_the_gradescope_autograder_grades_a_submission_and_always_writes_results
     assert loose["score"] == full["score"]
     empty = grade({})
     assert empty["score"] == 0 and "not in your submission" in empty["output"]
+    # the grader itself broken: results.json still says why, with a score of 0
+    (upload / "assignment" / "minicap" / "teaching" / "command.py").write_text("def broken(:\n")
+    crashed = grade({})
+    assert crashed["score"] == 0 and "could not run your code" in crashed["output"]
+    assert "SyntaxError" in crashed["output"]
+
+
+def test_a_failed_make_leaves_nothing_behind(tmp_path):
+    """The maker writes into a temporary folder renamed at the end: a failure (here a model.py
+    the maker cannot retarget to the course layers) leaves neither DIR nor the temporary folder."""
+    root = tmp_path / "source"
+    shutil.copytree(REPO / "minicap", root / "minicap", ignore=shutil.ignore_patterns("__pycache__"))
+    model = root / "minicap" / "model.py"
+    model.write_text(model.read_text().replace('impl="fast"):', 'impl="quick"):'))
+    with pytest.raises(ValueError, match="cannot make minicap/model.py run without the kernels"):
+        make_assignment(tmp_path / "out" / "student", source_root=root)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_without_the_examples_only_the_exercise_notebooks_are_written(tmp_path):
+    """An installed wheel has the package but not examples/: the exercise notebooks still come."""
+    root = tmp_path / "source"
+    shutil.copytree(REPO / "minicap", root / "minicap", ignore=shutil.ignore_patterns("__pycache__"))
+    made = make_assignment(tmp_path / "student", parts=("optim",), source_root=root)
+    assert made["notebooks"] == ["1_optim.ipynb"]

@@ -141,13 +141,14 @@ def test_the_report_has_a_row_per_compared_array_and_the_points(library_tests):
 
 def test_gradescope_results_have_one_test_per_function_and_kind(library_tests):
     results = grader.gradescope_results(library_tests)
-    assert set(results) >= {"score", "tests"}
+    assert set(results) == {"score", "execution_time", "output", "tests"}
+    assert results["output"] == grader.summary(library_tests)
     assert results["score"] == sum(t["max_score"] for t in results["tests"])
     names = [t["name"] for t in results["tests"]]
     assert len(names) == len(set(names)) == len(library_tests)
     for test, exercise_test in zip(results["tests"], library_tests):
         assert exercise_test.function in test["name"]
-        assert set(test) >= {"name", "score", "max_score", "output"}
+        assert set(test) == {"name", "score", "max_score", "status", "output"} and test["status"] == "passed"
         json.dumps(test)  # plain JSON values only
 
 
@@ -278,3 +279,16 @@ def test_python_m_minicap_teaching_is_the_same_command(tmp_path):
     run = subprocess.run([sys.executable, "-m", "minicap.teaching", "check", "--parts", "nope"],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 2 and "unknown part 'nope'" in run.stderr
+
+
+def test_check_in_a_notebook_reloads_the_students_files(tmp_path):
+    """A kernel that imported an old (here: broken) function sees the file as it is now."""
+    code = ("import minicap.optim as optim\n"
+            "from minicap.teaching import check\n"
+            "optim.rmsprop = lambda w, dw, config=None: (w, config)  # what the kernel had\n"
+            "assert check('rmsprop', reload=False) is False\n"
+            "assert check('rmsprop') is True\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("rmsprop [optim]") == 2 and "score 1/1" in run.stdout
