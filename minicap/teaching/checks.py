@@ -64,7 +64,7 @@ def known_values(name):
         for key, value in expected.items():
             if isinstance(key, int):
                 got = result[key] if isinstance(result, tuple) else result
-                label = _output_names(name)[key]
+                label = entry.outputs[key]
             else:  # an update rule's state, in the config it returned
                 got, label = result[1][key], f"config[{key!r}]"
             rows.append(Row(f"{label} vs {entry.source}", _compare(got, value), entry.tolerance))
@@ -78,20 +78,6 @@ def _compare(got, expected):
     if got.shape != expected.shape:
         raise ValueError(f"the output has shape {got.shape}, expected {expected.shape}")
     return rel_error(got, expected)
-
-
-def _output_names(name):
-    if name in ("sgd_momentum", "rmsprop", "adam"):
-        return ["next_w"]
-    if name.endswith("step_forward") and ("lstm" in name):
-        return ["next_h", "next_c"]
-    if name == "rnn_step_forward":
-        return ["next_h"]
-    if name == "dot_product_attention_forward":
-        return ["attn", "attn_weights"]
-    if name in ("rnn_forward", "lstm_forward", "attention_forward"):
-        return ["h"]
-    return ["out"]
 
 
 # --------------------------------------------------------------- gradient checks

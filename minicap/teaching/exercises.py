@@ -139,9 +139,11 @@ EXERCISES = (
              "docs/training.md, section \"Update rules\"", region_in="_adam_step"),
     # ---- the model
     Exercise("CaptioningRNN.loss", "model", "minicap.model",
-             "features and captions are checked above, and L holds the layer functions (L.affine_forward, "
-             "...), forward/backward the cell's -> loss (a scalar) and grads, a dict with a gradient for "
-             "every key of self.params. Use self._project_features(L, features) for the image's part.",
+             "captions_in, captions_out, mask and cell_params are ready above; L holds the layer functions "
+             "(L.word_embedding_forward, ...), forward/backward the cell's sequence functions -> loss (a "
+             "scalar) and grads (a dict: the gradient of every key of self.params). The image goes in "
+             "through self._project_features(L, features) (h0, or the grid A for attention) and its "
+             "gradient out through self._project_features_backward(L, dinit, cache).",
              "docs/model.md",
              uses=["affine_forward", "affine_backward", "word_embedding_forward", "word_embedding_backward",
                    "temporal_affine_forward", "temporal_affine_backward", "temporal_softmax_loss",

@@ -38,15 +38,17 @@ import numpy as np
 class KnownValue:
     """One known-value check of ``function``: ``build()`` gives (args, expected).
 
-    args: the positional arguments; expected: {output name: array}, where the
-    output name is a position in the result (an int) or a key of the update
-    rule's config (a str). tolerance: the largest relative error that passes.
+    args: the positional arguments; expected: {output: array}, where the output
+    is a position in the result (an int) or a key of the update rule's config
+    (a str). tolerance: the largest relative error that passes; outputs: the
+    names of the result's positions, for the report.
     """
 
     function: str
     build: Callable
     tolerance: float
     source: str
+    outputs: tuple = ("out",)
 
 
 def _ls(start, stop, *shape):
@@ -234,16 +236,18 @@ KNOWN_VALUES = (
     KnownValue("affine_forward", _affine, 1e-8, CS231N_A2),
     KnownValue("word_embedding_forward", _word_embedding, 1e-7, CS231N_A3),
     KnownValue("temporal_affine_forward", _temporal_affine, 1e-7, "minicap"),
-    KnownValue("rnn_step_forward", _rnn_step, 1e-7, CS231N_A3),
-    KnownValue("rnn_forward", _rnn_forward, 1e-7, CS231N_A3),
-    KnownValue("lstm_step_forward", _lstm_step, 1e-7, CS231N_A3),
-    KnownValue("lstm_forward", _lstm_forward, 1e-6, CS231N_A3),
-    KnownValue("dot_product_attention_forward", _dot_product_attention, 1e-7, EECS498),
-    KnownValue("attention_lstm_step_forward", _attention_lstm_step, 1e-7, EECS498),
-    KnownValue("attention_forward", _attention_forward, 1e-7, EECS498),
-    KnownValue("sgd_momentum", _sgd_momentum, 1e-7, CS231N_A2),
-    KnownValue("rmsprop", _rmsprop, 1e-6, CS231N_A2),
-    KnownValue("adam", _adam, 1e-6, CS231N_A2),
+    KnownValue("rnn_step_forward", _rnn_step, 1e-7, CS231N_A3, ("next_h",)),
+    KnownValue("rnn_forward", _rnn_forward, 1e-7, CS231N_A3, ("h",)),
+    KnownValue("lstm_step_forward", _lstm_step, 1e-7, CS231N_A3, ("next_h", "next_c")),
+    KnownValue("lstm_forward", _lstm_forward, 1e-6, CS231N_A3, ("h",)),
+    KnownValue("dot_product_attention_forward", _dot_product_attention, 1e-7, EECS498,
+               ("attn", "attn_weights")),
+    KnownValue("attention_lstm_step_forward", _attention_lstm_step, 1e-7, EECS498,
+               ("next_h", "next_c")),
+    KnownValue("attention_forward", _attention_forward, 1e-7, EECS498, ("h",)),
+    KnownValue("sgd_momentum", _sgd_momentum, 1e-7, CS231N_A2, ("next_w",)),
+    KnownValue("rmsprop", _rmsprop, 1e-6, CS231N_A2, ("next_w",)),
+    KnownValue("adam", _adam, 1e-6, CS231N_A2, ("next_w",)),
 )
 
 # temporal_softmax_loss on scores 0.001 * randn (nearly uniform over V = 10 words),

@@ -89,13 +89,25 @@ def strip_markers(text):
 
 def stub_lines(exercise, indent):
     """The student's version of a region: what to write, then NotImplementedError."""
-    width = 96 - len(indent)
-    todo = textwrap.wrap(f"TODO ({exercise.name}): {exercise.todo}", width - 2)
-    todo += textwrap.wrap(f"Explained in {exercise.docs}. Check it with: minicap check --parts {exercise.part}",
-                          width - 2)
-    lines = [f"{indent}# {line}" for line in todo]
+    width = 96 - len(indent) - 2
+    text = (f"TODO ({exercise.name}): {exercise.todo} Explained in {exercise.docs}. "
+            f"Check it with: `minicap check --parts {exercise.part}`")
+    lines = [f"{indent}# {line}" for line in _wrap(text, width)]
     lines.append(f"{indent}raise NotImplementedError(\"{exercise.name}: not written yet (see the TODO above)\")")
     return lines
+
+
+def _wrap(text, width):
+    """textwrap.wrap that never breaks inside (...) or `...`, nor before a "(": a name and its
+    shape, ``next_h (N, H)``, or a command stays on one line."""
+    protected, depth, quoted = [], 0, False
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        quoted ^= ch == "`"
+        keep = depth > 0 or quoted or text[i + 1:i + 2] == "("
+        protected.append("\0" if ch == " " and keep else ch)
+    return [line.replace("\0", " ") for line in textwrap.wrap("".join(protected), width)]
 
 
 def replace_regions(text, bodies, filename="<source>"):
