@@ -268,7 +268,10 @@ def test_the_gradescope_autograder_grades_a_submission_and_always_writes_results
     for path in EXERCISE_FILES:
         copy_text = (upload / "assignment" / path).read_text()
         solved[path] = fill_regions(copy_text, solution_bodies((REPO / path).read_text(), path), path)
-    full = grade({f"project/{path}": text for path, text in solved.items()})
+    # a whole project submitted, its grader "improved" by the student: only the exercise files count
+    tampered = {f"project/{path}": text for path, text in solved.items()}
+    tampered["project/minicap/teaching/checks.py"] = "raise SystemExit('graded by me')\n"
+    full = grade(tampered)
     assert full["score"] == sum(t["max_score"] for t in full["tests"]) > 0
     assert {t["name"].split(":")[0] for t in full["tests"]} == {
         e.name for e in EXERCISES if e.part in ("basics", "optim")}

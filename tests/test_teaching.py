@@ -19,7 +19,6 @@ from minicap.teaching.exercises import BY_NAME, EXERCISES, PARTS, parse_parts
 from minicap.teaching.maker import exercise_regions
 from minicap.teaching.regions import (
     BEGIN,
-    END,
     RegionError,
     fill_regions,
     find_regions,
