@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import shutil
-import site
 import subprocess
 import sys
 import venv
@@ -222,7 +221,9 @@ def test_pip_install_e_of_the_copy_gives_the_minicap_command(made, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     site_dir = next(env_dir.glob("lib/python*/site-packages"))
-    (site_dir / "outer_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # this interpreter's package folders (not the checkout, which holds a minicap of its own)
+    packages = [p for p in sys.path if pathlib.Path(p).name in ("site-packages", "dist-packages")]
+    (site_dir / "outer_packages.pth").write_text("\n".join(packages) + "\n")
     python = env_dir / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
