@@ -10,7 +10,7 @@ always runs the code that is in the files now.
   every input and parameter that gets a gradient, contracted with a random
   upstream gradient (the CS231n way: one check covers the whole Jacobian);
 - ``sanity``: temporal_softmax_loss on nearly uniform scores is about log V
-  per kept step (CS231n's three values);
+  per kept step (CS231n's three values, and EECS 498's three ranges);
 - ``overfit``: 50 captions learned by a vanilla-RNN model through the student's
   layers, loss and update rule, to a final training loss below 0.1 (CS231n's
   setting: hidden 512, word vectors 256, Adam at 5e-3, 100 iterations).
@@ -210,6 +210,15 @@ def softmax_sanity():
         loss = float(loss_fn(x, y, mask)[0])
         rows.append(Row(f"loss {loss:.3f}, about {about:g} (N={N}, T={T}, p={p:g})",
                         abs(loss / about - 1.0), published.SOFTMAX_SANITY_TOLERANCE))
+    rng = np.random.default_rng(498)
+    for N, T, V, p, (low, high) in published.EECS498_SOFTMAX_SANITY:
+        x = 0.001 * rng.standard_normal((N, T, V))
+        y = rng.integers(0, V, size=(N, T))
+        y[rng.random((N, T)) > p] = 0
+        loss = float(loss_fn(x, y, y != 0)[0])  # EECS 498 ignores id 0 (<NULL>)
+        center, half = (low + high) / 2, (high - low) / 2
+        rows.append(Row(f"loss {loss:.3f} in [{low}, {high}] (EECS 498)", abs(loss / center - 1.0),
+                        half / center))
     return rows
 
 

@@ -10,6 +10,7 @@ Sources:
   rnn_step_forward, rnn_forward, word_embedding_forward, lstm_step_forward,
   lstm_forward, the temporal softmax loss sanity values and the two
   ``CaptioningRNN`` losses (``expected_loss``);
+- EECS 498 (FA19/20) A4: the temporal softmax loss sanity ranges;
 - CS231n assignment 2, ``FullyConnectedNets.ipynb``: affine_forward and the
   update rules sgd_momentum, rmsprop and adam;
 - EECS 498 (FA19/20) A4, ``rnn_lstm_attention_captioning``: dot_product_attention,
@@ -254,6 +255,12 @@ KNOWN_VALUES = (
 # so the loss is about log(10) = 2.3 per kept step: (N, T, V, fraction of steps kept, about).
 SOFTMAX_SANITY = ((100, 1, 10, 1.0, 2.3), (100, 10, 10, 1.0, 23.0), (5000, 10, 10, 0.1, 2.3))
 SOFTMAX_SANITY_TOLERANCE = 0.03  # relative; the draws are seeded, and the three land within 1%
+
+# EECS 498's version: targets set to <NULL> (id 0, ignored) where a uniform draw exceeds the
+# fraction, and id 0 also ignored where drawn, so about 90% of log(10) per step; the
+# notebook gives ranges: (N, T, V, fraction, (low, high)).
+EECS498_SOFTMAX_SANITY = ((1000, 1, 10, 1.0, (2.00, 2.11)), (1000, 10, 10, 1.0, (20.6, 21.0)),
+                          (5000, 10, 10, 0.1, (2.00, 2.11)))
 
 # CaptioningRNN.loss with every parameter np.linspace(-1.4, 1.3) and V = len(word_to_idx) = 3
 # (CS231n's expected_loss; a difference below 1e-10 was the notebooks' bar).
