@@ -300,8 +300,10 @@ def test_a_failed_make_leaves_nothing_behind(tmp_path):
 
 
 def test_without_the_examples_only_the_exercise_notebooks_are_written(tmp_path):
-    """An installed wheel has the package but not examples/: the exercise notebooks still come."""
+    """An installed wheel has the package but not examples/ or docs/: the exercise notebooks
+    still come, and no empty docs folder."""
     root = tmp_path / "source"
     shutil.copytree(REPO / "minicap", root / "minicap", ignore=shutil.ignore_patterns("__pycache__"))
     made = make_assignment(tmp_path / "student", parts=("optim",), source_root=root)
     assert made["notebooks"] == ["1_optim.ipynb"]
+    assert not (tmp_path / "student" / "docs").exists()

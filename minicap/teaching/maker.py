@@ -174,11 +174,12 @@ _DERIVE = ("Backward: derive it yourself, that is the exercise; `minicap check` 
 
 
 def _write_docs(docs, target):
-    target.mkdir(parents=True, exist_ok=True)
+    """The docs a student needs; none when minicap is installed without its docs/ (a wheel)."""
     for name in _DOCS:
         source = docs / name
         if not source.is_file():
             continue
+        target.mkdir(parents=True, exist_ok=True)
         text = source.read_text(encoding="utf-8")
         if name == "layers.md":
             text = student_layers_doc(text)
