@@ -22,6 +22,7 @@ import numpy as np
 
 from minicap.data import decode_captions, load_shapes, plot_minibatch, sample_coco_minibatch
 from minicap.shapes.scenes import COLOURS, SHAPES, SIZES
+from minicap.teaching import show_figure  # inline in Jupyter, nothing in a script
 
 parser = argparse.ArgumentParser(description="Generate the shapes world and look at a minibatch.")
 parser.add_argument("--quick", action="store_true", help="a tiny world (CI)")
@@ -94,7 +95,7 @@ captions, features, images = sample_coco_minibatch(data, batch_size=8, split="tr
 print(f"captions {captions.shape}, features {features.shape}, images {images.shape}")
 for caption in decode_captions(captions[:3], data["idx_to_word"]):
     print("  ", caption)
-path = plot_minibatch(data, out_dir / "minibatch.png", batch_size=8, split="train", rng=0)
+path = show_figure(plot_minibatch(data, out_dir / "minibatch.png", batch_size=8, split="train", rng=0))
 print(f"wrote {path}")
 
 # %% [markdown]

@@ -24,6 +24,7 @@ import numpy as np
 from minicap import CaptioningRNN, CaptioningSolver
 from minicap.data import decode_captions, load_shapes
 from minicap.figures import plot_loss_curves
+from minicap.teaching import show_figure  # inline in Jupyter, nothing in a script
 
 parser = argparse.ArgumentParser(description="Overfit 50 captions of the shapes world with each cell type.")
 parser.add_argument("--quick", action="store_true", help="the rnn cell only, a smaller network (CI)")
@@ -84,8 +85,8 @@ for cell_type, (learning_rate, lr_decay) in settings.items():
     exact = np.mean(np.all(sampled == words, axis=1))
     print(f"{cell_type:9s} loss {solver.loss_history[0]:6.2f} -> {final[cell_type]:.4f} in "
           f"{time.perf_counter() - started:5.1f} s; greedy decoding repeats {exact:.0%} of the captions exactly")
-    plot_loss_curves(solver.loss_history, out_dir / f"loss_{cell_type}.png",
-                     iterations_per_epoch=solver.iterations_per_epoch)
+    show_figure(plot_loss_curves(solver.loss_history, out_dir / f"loss_{cell_type}.png",
+                                 iterations_per_epoch=solver.iterations_per_epoch))
 
 # %% [markdown]
 # ## The verdict

@@ -23,6 +23,7 @@ from minicap.data import load_shapes
 from minicap.evaluation import evaluate_model
 from minicap.figures import plot_caption_comparison, plot_loss_curves
 from minicap.runs import write_json
+from minicap.teaching import show_figure  # inline in Jupyter, nothing in a script
 
 parser = argparse.ArgumentParser(description="Train a vanilla RNN captioner on the shapes world.")
 parser.add_argument("--quick", action="store_true", help="tiny data and a few iterations (CI)")
@@ -79,7 +80,8 @@ print(f"trained {solver.iteration} iterations in {seconds:.1f} s; "
       f"final training loss {np.mean(last_epoch):.3f}, validation loss {solver.val_loss_history[-1]:.3f}")
 
 # %%
-plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
+show_figure(plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history,
+                             solver.iterations_per_epoch))
 
 # %% [markdown]
 # ## Captions
@@ -98,7 +100,7 @@ for split in ("train", "val"):
         print(f"{split} #{image}: {caption!r}\n    e.g. {shown.references[image][0]!r}")
     blocks.append((data[f"{split}_images"][images], shown.captions,
                    [shown.references[i][:3] for i in images], [f"{split} #{i}" for i in images]))
-plot_caption_comparison(*blocks, out_dir / "captions.png", labels=("train", "validation"))
+show_figure(plot_caption_comparison(*blocks, out_dir / "captions.png", labels=("train", "validation")))
 
 # %% [markdown]
 # ## Metrics

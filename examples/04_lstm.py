@@ -25,6 +25,7 @@ from minicap.data import load_shapes
 from minicap.evaluation import evaluate_model
 from minicap.figures import plot_caption_comparison, plot_loss_curves
 from minicap.runs import write_json
+from minicap.teaching import show_figure  # inline in Jupyter, nothing in a script
 
 parser = argparse.ArgumentParser(description="Train an LSTM captioner on the shapes world.")
 parser.add_argument("--quick", action="store_true", help="tiny data and a few iterations (CI)")
@@ -81,7 +82,8 @@ print(f"trained {solver.iteration} iterations in {seconds:.1f} s; "
       f"final training loss {np.mean(last_epoch):.3f}, validation loss {solver.val_loss_history[-1]:.3f}")
 
 # %%
-plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
+show_figure(plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history,
+                             solver.iterations_per_epoch))
 
 # %% [markdown]
 # ## Captions
@@ -99,7 +101,7 @@ blocks = [(data[f"{split}_images"][list(shown.references)], shown.captions,
           for split, shown in (("train", train_shown), ("val", val_shown))]
 for caption, (image, refs) in zip(val_shown.captions, val_shown.references.items()):
     print(f"val #{image}: {caption!r}\n    e.g. {refs[0]!r}")
-plot_caption_comparison(*blocks, out_dir / "captions.png", labels=("train", "validation"))
+show_figure(plot_caption_comparison(*blocks, out_dir / "captions.png", labels=("train", "validation")))
 
 # %% [markdown]
 # ## Metrics

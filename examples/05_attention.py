@@ -28,6 +28,7 @@ from minicap.evaluation import evaluate_model
 from minicap.figures import plot_attention, plot_caption_comparison, plot_loss_curves
 from minicap.runs import write_json
 from minicap.shapes.grounding import pointing_game
+from minicap.teaching import show_figure  # inline in Jupyter, nothing in a script
 
 parser = argparse.ArgumentParser(description="Train an attention LSTM captioner on the shapes world.")
 parser.add_argument("--quick", action="store_true", help="tiny data and a few iterations (CI)")
@@ -95,7 +96,8 @@ print(f"trained {solver.iteration} iterations in {seconds:.1f} s; "
       f"final training loss {np.mean(last_epoch):.3f}, validation loss {solver.val_loss_history[-1]:.3f}")
 
 # %%
-plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
+show_figure(plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history,
+                             solver.iterations_per_epoch))
 
 # %% [markdown]
 # ## Captions and where the model looks
@@ -112,14 +114,14 @@ plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_hist
 train_shown = evaluate_model(model, data, "train", beam_size=1, max_images=4)
 result = evaluate_model(model, data, "val", beam_size=1)  # every validation image, with attention
 val_images = list(result.references)
-plot_caption_comparison(
+show_figure(plot_caption_comparison(
     (data["train_images"][list(train_shown.references)], train_shown.captions,
      [refs[:3] for refs in train_shown.references.values()], [f"train #{i}" for i in train_shown.references]),
     (data["val_images"][val_images[:4]], result.captions[:4], [result.references[i][:3] for i in val_images[:4]],
      [f"val #{i}" for i in val_images[:4]]),
-    out_dir / "captions.png", labels=("train", "validation"))
+    out_dir / "captions.png", labels=("train", "validation")))
 words = [data["idx_to_word"][i] for i in result.caption_ids[0]]
-plot_attention(data["val_images"][val_images[0]], words, result.attention[0], out_dir / "attention.png")
+show_figure(plot_attention(data["val_images"][val_images[0]], words, result.attention[0], out_dir / "attention.png"))
 print(f"attention figure for val #{val_images[0]}: {result.captions[0]!r}")
 
 # %% [markdown]

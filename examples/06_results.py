@@ -25,6 +25,7 @@ from minicap.evaluation import evaluate_model
 from minicap.figures import plot_attention, plot_beam_search, plot_caption_comparison, plot_loss_curves
 from minicap.runs import write_json
 from minicap.shapes.grounding import pointing_game
+from minicap.teaching import show_figure  # inline in Jupyter, nothing in a script
 
 parser = argparse.ArgumentParser(description="Evaluate an attention captioner on the shapes world's test split.")
 parser.add_argument("--quick", action="store_true", help="tiny data; a few iterations if it has to train (CI)")
@@ -69,7 +70,8 @@ else:
                               average_decay=config["average_decay"], print_every=50, seed=0)
     solver.train()
     solver.restore_best_params()  # the averaged weights of the best epoch, as the demo keeps
-    plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history, solver.iterations_per_epoch)
+    show_figure(plot_loss_curves(solver.loss_history, out_dir / "loss.png", solver.val_loss_history,
+                                 solver.iterations_per_epoch))
     source = "trained by 06_results.py"
 
 # %% [markdown]
@@ -107,12 +109,12 @@ test_images = list(beam.references)
 
 # %%
 train = evaluate_model(model, data, "train", beam_size=args.beam_size, max_images=4)
-plot_caption_comparison(
+show_figure(plot_caption_comparison(
     (data["train_images"][list(train.references)], train.captions, [refs[:2] for refs in train.references.values()],
      [f"train #{i}" for i in train.references]),
     (data["test_images"][test_images[:4]], beam.captions[:4], [beam.references[i][:2] for i in test_images[:4]],
      [f"test #{i}" for i in test_images[:4]]),
-    out_dir / "captions.png", labels=("train", "test"))
+    out_dir / "captions.png", labels=("train", "test")))
 for image, text in zip(test_images[:4], beam.captions[:4]):
     print(f"test #{image}: {text!r}  (ref: {beam.references[image][0]!r})")
 
@@ -128,7 +130,8 @@ for image, text in zip(test_images[:4], beam.captions[:4]):
 # %%
 for k in range(min(3, len(test_images))):
     words = [data["idx_to_word"][i] for i in beam.caption_ids[k]]
-    path = plot_attention(data["test_images"][test_images[k]], words, beam.attention[k], out_dir / f"attention_{k}.png")
+    path = show_figure(plot_attention(data["test_images"][test_images[k]], words, beam.attention[k],
+                                      out_dir / f"attention_{k}.png"))
     print(f"wrote {path}")
 
 # %% [markdown]
@@ -141,8 +144,8 @@ for k in range(min(3, len(test_images))):
 nbest = model.beam_search(data["test_features"][test_images[:1]], beam_size=args.beam_size,
                           max_length=beam.caption_ids.shape[1], return_all=True)  # as long as evaluate_model's
 texts = decode_captions(nbest.nbest[0], data["idx_to_word"])
-path = plot_beam_search(data["test_images"][test_images[0]], texts, [float(s) for s in nbest.scores[0]],
-                        out_dir / "beam.png", title=f"test #{test_images[0]}, beam size {args.beam_size}")
+path = show_figure(plot_beam_search(data["test_images"][test_images[0]], texts, [float(s) for s in nbest.scores[0]],
+                                    out_dir / "beam.png", title=f"test #{test_images[0]}, beam size {args.beam_size}"))
 for text, score in zip(texts, nbest.scores[0]):
     print(f"  [{float(score):7.3f}] {text}")
 print(f"wrote {out_dir}/")

@@ -58,10 +58,12 @@ def sgd_momentum(w, dw, config=None):
     config: learning_rate (1e-2), momentum (0.9); state: velocity (zeros like w).
     """
     config = _prepare(w, dw, config, "sgd_momentum", *_SPECS["sgd_momentum"])
+    # BEGIN SOLUTION
     v = config["velocity"]
     v *= config["momentum"]
     v -= config["learning_rate"] * dw
     w += v
+    # END SOLUTION
     return w, config
 
 
@@ -72,12 +74,14 @@ def rmsprop(w, dw, config=None):
     config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8); state: cache.
     """
     config = _prepare(w, dw, config, "rmsprop", *_SPECS["rmsprop"])
+    # BEGIN SOLUTION
     xp = get_array_module(w, dw)
     decay = config["decay_rate"]
     cache = config["cache"]
     cache *= decay
     cache += (1.0 - decay) * dw * dw
     w -= config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"])
+    # END SOLUTION
     return w, config
 
 
@@ -88,6 +92,7 @@ def _adam_step(w, dw, config):
     allocates two arrays instead of one per operation; the arithmetic, and its
     order, is that of the formula in the docstring of ``adam``.
     """
+    # BEGIN SOLUTION
     xp = get_array_module(w, dw)
     beta1, beta2 = config["beta1"], config["beta2"]
     config["t"] += 1  # incremented first: the bias corrections below use t >= 1
@@ -106,6 +111,7 @@ def _adam_step(w, dw, config):
     denom += config["epsilon"]
     xp.multiply(step, m, out=tmp)
     w -= xp.divide(tmp, denom, out=tmp)
+    # END SOLUTION
     return w, config
 
 

@@ -13,7 +13,7 @@ import pytest
 from minicap.backend import gpu_available
 from minicap.cli import COMMANDS, main
 
-SUBCOMMANDS = ["demo", "data", "features", "train", "evaluate", "caption", "visualize"]
+SUBCOMMANDS = ["demo", "data", "features", "train", "evaluate", "caption", "visualize", "assignment", "check"]
 
 
 def run_cli(*args, cwd=None, env=None):

@@ -17,7 +17,7 @@ from ._output import tolerate_unencodable
 
 # The subcommand modules import NumPy and the rest of minicap: they are imported inside
 # main()'s handler of Ctrl-C, so that Ctrl-C during those first moments exits with 130 too.
-_COMMAND_NAMES = ("demo", "data", "features", "train", "evaluate", "caption", "visualize")
+_COMMAND_NAMES = ("demo", "data", "features", "train", "evaluate", "caption", "visualize", "assignment", "check")
 
 
 def _commands():
