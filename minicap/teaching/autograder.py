@@ -104,13 +104,13 @@ def main(argv=None):
     if not results.is_file() or run.returncode not in (0, 1):
         tail = "\n".join((run.stderr or run.stdout).strip().splitlines()[-5:])
         results.write_text(json.dumps({"score": 0, "output": f"the autograder could not run your code:\n{tail}",
-                                       "tests": []}, indent=1) + "\n")
+                                       "tests": []}, indent=1) + "\n", encoding="utf-8")
         return 0
     if missing:
-        data = json.loads(results.read_text())
+        data = json.loads(results.read_text(encoding="utf-8"))
         data["output"] = (data.get("output", "") + "\nnot in your submission (graded as not written): "
                           + ", ".join(missing)).strip()
-        results.write_text(json.dumps(data, indent=1) + "\n")
+        results.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
