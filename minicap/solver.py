@@ -285,8 +285,9 @@ class CaptioningSolver:
         total = self.num_epochs * self.iterations_per_epoch
         bar_on = self.verbose and _is_terminal(sys.stdout)
         with ExitStack() as stack:
-            if hasattr(self.model, "cell"):  # a CaptioningRNN: BLAS threads by its size (minicap.threads)
-                stack.enter_context(threads.for_model(self.model, self.batch_size))
+            # a CaptioningRNN: BLAS threads by its size and the machine's load (minicap.threads)
+            self._threads = stack.enter_context(threads.for_model(self.model, self.batch_size)) \
+                if hasattr(self.model, "cell") else None
             stop = stack.enter_context(DeferredInterrupt())
             if bar_on:
                 stack.enter_context(logging_redirect_tqdm())
@@ -436,6 +437,8 @@ class CaptioningSolver:
         parts += [f"{k} {v:.4f}" for k, v in metrics.items()]
         parts += [] if written is None else [f"checkpoint {written}"]
         self.logger.log(level, ", ".join(parts))
+        if getattr(self, "_threads", None) is not None and self.epoch < self.num_epochs:
+            self._threads.recheck()  # the machine's load may have changed: measure again
 
     @contextmanager
     def _averaged_params(self):

@@ -12,8 +12,14 @@ halves in another order, so the same run trains to different weights.
 So minicap decides, from the size of the recurrent product it is about to run
 step after step (rows x H x G multiply-adds: batch x hidden x gate width):
 
-- below ``SMALL_STEP`` multiply-adds: one thread, whatever the BLAS would use;
-- otherwise: the BLAS's own count (all cores by default).
+- below ``SMALL_STEP`` multiply-adds: one thread, whatever the BLAS would use, so
+  that a small run's result does not depend on the thread count;
+- otherwise it measures: at the start of training and of every epoch, that
+  product runs a few times on one thread and on the BLAS's own count (all cores
+  by default), and the BLAS's count is kept only if it is at least ``MIN_GAIN``
+  times faster right now. On an idle machine a large model keeps every core; beside
+  another busy process it drops to one. The choice can differ between two runs,
+  and with it the last bits of the weights: ``--threads N`` pins it.
 
 Who decides, strongest first:
 
@@ -26,13 +32,25 @@ docs/performance.md has the measurements behind ``SMALL_STEP``.
 """
 
 import contextlib
+import logging
 import os
+import statistics
 import threading
+import time
+
+import numpy as np
+
+log = logging.getLogger(__name__)
 
 # One step's recurrent product below this many multiply-adds runs on one thread. The
 # demo's (50 x 64 x 256 = 0.8 M) gains nothing from two; a COCO model's
 # (128 x 512 x 2048 = 134 M) gains about 1.6x (docs/performance.md).
 SMALL_STEP = 2 ** 24
+
+# Above SMALL_STEP, the BLAS's own count is kept only when it measures at least this much
+# faster than one thread at the start of every epoch (a second process on the machine
+# makes it slower than one).
+MIN_GAIN = 1.2
 
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -76,20 +94,82 @@ def threads_for(rows, hidden_dim, gate_width):
     return 1 if rows * hidden_dim * gate_width < SMALL_STEP else None
 
 
-@contextlib.contextmanager
 def for_model(model, rows):
-    """The block runs ``model``'s work on ``rows`` rows per step (a batch, or a batch
-    times the beam) with the threads the rules above give. On the GPU: no change."""
-    if chosen() is not None or model.device != "cpu":
-        yield
-        return
-    H = model.hidden_dim
-    n = threads_for(rows, H, model.cell.gates * H)
-    if n is None:
-        yield
-        return
-    with _threadpool_limits(n):
-        yield
+    """A context manager: the block runs ``model``'s work on ``rows`` rows per step (a
+    batch, or a batch times the beam) with the threads the rules above give. Its
+    ``recheck()`` measures again (the solver calls it at every epoch). On the GPU, or
+    inside ``limit(n)``: no change."""
+    return _Policy(model, rows)
+
+
+class _Policy:
+    def __init__(self, model, rows):
+        self.model, self.rows = model, rows
+        self.choice = None  # the thread count set, or None for "left as it was"
+        self._limiter = None
+
+    def __enter__(self):
+        self.recheck()
+        return self
+
+    def __exit__(self, *exc):
+        self._restore()
+
+    def recheck(self):
+        """Choose again (another process may have started or stopped since)."""
+        self._restore()
+        if chosen() is not None or self.model.device != "cpu":
+            return
+        H = self.model.hidden_dim
+        G = self.model.cell.gates * H
+        n = threads_for(self.rows, H, G)
+        if n is None:
+            n = _measured_choice(self.rows, H, G, self.model.dtype)
+        if n is not None:
+            self._limiter = _threadpool_limits(n)
+        self.choice = n
+
+    def _restore(self):
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()
+            self._limiter = None
+
+
+def _blas_count():
+    from threadpoolctl import threadpool_info
+
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else 1
+
+
+def speedup(rows, H, G, dtype, n, repeats=5):
+    """How much faster ``n`` BLAS threads run one (rows, H) @ (H, G) product than one
+    thread, now: the median of ``repeats`` alternated timings of three products each."""
+    a = np.full((rows, H), 0.01, dtype=dtype)
+    w = np.full((H, G), 0.01, dtype=dtype)
+    out = np.empty((rows, G), dtype=dtype)
+    times = {1: [], n: []}
+    for _ in range(repeats):
+        for k in (1, n):
+            with _threadpool_limits(k):
+                start = time.perf_counter()
+                for _ in range(3):
+                    np.matmul(a, w, out=out)
+                times[k].append(time.perf_counter() - start)
+    return statistics.median(times[1]) / statistics.median(times[n])
+
+
+def _measured_choice(rows, H, G, dtype):
+    """None (the BLAS's own count) when it is clearly faster than one thread right now,
+    else 1. On a machine another process keeps busy, the extra threads wait for a core
+    and their spinning slows everything else down: one thread wins there."""
+    n = _blas_count()
+    if n <= 1:
+        return None
+    gain = speedup(rows, H, G, dtype, n)
+    log.debug("BLAS threads: %d threads are %.2fx as fast as one for a (%d, %d) @ (%d, %d) product now",
+              n, gain, rows, H, H, G)
+    return None if gain >= MIN_GAIN else 1
 
 
 def describe():

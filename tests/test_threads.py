@@ -82,3 +82,45 @@ def test_a_small_run_is_the_same_with_one_or_two_blas_threads(tmp_path):
     for name in params1:
         if name.startswith("param/"):
             np.testing.assert_array_equal(params1[name], params2[name], err_msg=name)
+
+
+@pytest.mark.parametrize("gain, expected", [(1.6, None), (1.0, 1), (0.5, 1)])
+def test_a_large_model_keeps_the_blas_threads_only_where_they_measure_faster(monkeypatch, gain, expected):
+    """Above SMALL_STEP the choice is measured: a machine where the extra threads are not
+    clearly faster (another busy process) gets one thread."""
+    measured = []
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    monkeypatch.setattr(threads, "speedup", lambda *args: measured.append(args) or gain)
+    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2}
+    large = CaptioningRNN(vocab, input_dim=4, wordvec_dim=4, hidden_dim=1024, cell_type="lstm")
+    with threads.for_model(large, rows=128) as policy:
+        assert policy.choice == expected
+        assert measured and measured[0][:3] == (128, 1024, 4096)
+        if expected == 1:
+            assert set(_blas_threads()) == {1}
+
+
+def test_the_policy_is_measured_again_at_every_epoch(monkeypatch):
+    from minicap import CaptioningSolver
+    from test_solver_toy import toy_data
+
+    gains = iter([2.0, 0.9, 2.0, 2.0])
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    monkeypatch.setattr(threads, "threads_for", lambda *args: None)  # treat the toy model as large
+    monkeypatch.setattr(threads, "speedup", lambda *args: next(gains))
+    data = toy_data()
+    model = CaptioningRNN(data["word_to_idx"], input_dim=4, wordvec_dim=3, hidden_dim=5)
+    choices = []
+    original = threads._Policy.recheck
+
+    def recheck(self):
+        original(self)
+        choices.append(self.choice)
+    monkeypatch.setattr(threads._Policy, "recheck", recheck)
+    CaptioningSolver(model, data, batch_size=8, num_epochs=3, verbose=False).train()
+    assert choices == [None, 1, None]  # at the start, then after epochs 1 and 2
+
+
+def test_speedup_measures_a_real_product():
+    gain = threads.speedup(64, 32, 128, np.float32, 1, repeats=2)
+    assert gain > 0
