@@ -82,17 +82,23 @@ def plan(width_mult=1.0, setting=DEFAULT_SETTING):
 
 
 class InvertedResidual:
-    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, C, H, W) -> (N, F, H/s, W/s)."""
+    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, H, W, C) -> (N, H/s, W/s, F)."""
 
     def __init__(self, expand, depthwise, project, residual):
         self.expand, self.depthwise, self.project, self.residual = expand, depthwise, project, residual
         self.stride = depthwise.stride
 
-    def __call__(self, x):
-        y = x if self.expand is None else self.expand(x)
-        y = self.project(self.depthwise(y))
+    def __call__(self, x, padded=False, workers=None):
+        """``padded``: x carries the depthwise conv's zero border (only for blocks without ``expand``);
+        ``workers``: threads for the large convolutions of a single image (see ``parallel``)."""
+        if self.expand is None:
+            y = self.depthwise(x, padded=padded, workers=workers)
+        else:  # the expansion writes straight into the zero-bordered buffer the depthwise conv reads
+            y = self.depthwise(self.expand(x, pad_out=self.depthwise.padding, workers=workers), padded=True, workers=workers)
+        y = self.project(y, workers=workers)
         if self.residual:
-            y += x  # no activation after the sum: the bottleneck stays linear
+            p = self.depthwise.padding if padded else 0
+            y += x[:, p : x.shape[1] - p, p : x.shape[2] - p]  # no activation after the sum: the bottleneck stays linear
         return y
 
     def to(self, device):
@@ -101,12 +107,23 @@ class InvertedResidual:
 
 
 class MobileNetV2(Sequential):
-    """MobileNet v2 features with folded batch norm: (N, 3, H, W) float32 -> (N, 1280, ceil(H/32), ceil(W/32))."""
+    """MobileNet v2 features with folded batch norm: (N, H, W, 3) float32 -> (N, ceil(H/32), ceil(W/32), 1280)."""
 
     def __init__(self, layers):
         super().__init__(layers)
-        self.out_channels = layers[-1].weight.shape[0]
+        self.out_channels = layers[-1].out_channels
         self.stride = math.prod(layer.stride for layer in layers)  # 32 unless ``setting`` changes it
+
+    def __call__(self, x, workers=None):
+        stem, *blocks, last = self.layers
+        # The first block (t = 1) starts with its depthwise conv: the stem writes the
+        # zero-bordered map that conv reads, instead of a separate padding copy.
+        padded = blocks[0].expand is None
+        x = stem(x, pad_out=blocks[0].depthwise.padding if padded else 0, workers=workers)
+        for block in blocks:
+            x = block(x, padded, workers)
+            padded = False
+        return last(x, workers=workers)
 
     @classmethod
     def from_state_dict(cls, state, width_mult=1.0, setting=DEFAULT_SETTING):

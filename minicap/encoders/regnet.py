@@ -68,15 +68,17 @@ def plan(config=REGNET_X_400MF):
 
 
 class ResBottleneck:
-    """relu(shortcut(x) + c(b(a(x)))), shortcut = proj or identity. (N, C, H, W) -> (N, F, H/s, W/s)."""
+    """relu(shortcut(x) + c(b(a(x)))), shortcut = proj or identity. (N, H, W, C) -> (N, H/s, W/s, F)."""
 
     def __init__(self, proj, a, b, c):
         self.proj, self.a, self.b, self.c = proj, a, b, c
         self.stride = b.stride
 
-    def __call__(self, x):
-        y = self.c(self.b(self.a(x)))
-        y += x if self.proj is None else self.proj(x)
+    def __call__(self, x, workers=None):
+        """``workers``: threads for the large convolutions of a single image (see ``parallel``)."""
+        # a writes straight into the zero-bordered buffer that the 3x3 conv b reads
+        y = self.c(self.b(self.a(x, pad_out=self.b.padding, workers=workers), padded=True, workers=workers), workers=workers)
+        y += x if self.proj is None else self.proj(x, workers=workers)
         return relu(y, inplace=True)
 
     def to(self, device):
@@ -85,11 +87,11 @@ class ResBottleneck:
 
 
 class RegNetX(Sequential):
-    """RegNet-X stem and trunk with folded batch norm: (N, 3, H, W) float32 -> (N, widths[-1], ceil(H/32), ceil(W/32))."""
+    """RegNet-X stem and trunk with folded batch norm: (N, H, W, 3) float32 -> (N, ceil(H/32), ceil(W/32), widths[-1])."""
 
     def __init__(self, layers):
         super().__init__(layers)
-        self.out_channels = layers[-1].c.weight.shape[0]
+        self.out_channels = layers[-1].c.out_channels
         self.stride = math.prod(layer.stride for layer in layers)  # 2 ** (1 + number of stages)
 
     @classmethod
