@@ -1,0 +1,203 @@
+"""minicap's encoders against torchvision's on the CPU: time, peak memory, agreement, side by side.
+
+Needs torch and torchvision (the speed section of docs/encoders.md used torch 2.14.1,
+torchvision 0.29.1):
+
+    python benchmarks/encoders.py                   # threads: the CPUs this process may use
+    python benchmarks/encoders.py --threads 1 --repeat 5
+
+Both libraries get the same thread count (``torch.set_num_threads`` and
+``load_encoder(threads=)``), the same weights (torchvision's architecture with its
+random initialisation and random batch-norm statistics, so nothing is downloaded)
+and the same uint8 images, normalised inside the timed call for minicap and
+beforehand for torchvision (in minicap's favour by well under 1%). Timings are
+interleaved, minicap then torchvision, ``--repeat`` times after a warm-up, and the
+best of each is reported: on a shared machine the best is the least disturbed.
+The ratio is minicap / torchvision: below 1 minicap is faster.
+
+Peak memory: each library runs one 64-image 112x112 batch in a fresh child
+process, after a 2-image warm-up; the figure is the child's peak resident size
+during the batch (VmHWM, reset just before it through /proc/self/clear_refs)
+minus its resident size just before it (weights and images already loaded).
+
+Agreement: max |minicap - torchvision| / max |torchvision| over the whole output.
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from minicap.encoders import load_encoder  # noqa: E402
+from minicap.encoders.encoder import IMAGENET_MEAN, IMAGENET_STD, default_threads  # noqa: E402
+
+ENCODERS = ("mobilenet_v2", "regnet_x_400mf")
+CASES = ((64, 112), (1, 224), (1, 448))  # (images, side): coco.pt batches, `minicap caption`, a larger photo
+
+
+def cpu_model():
+    """The processor's name, from /proc/cpuinfo (or lscpu), else what platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def torchvision_trunk(name, seed=1):
+    """torchvision's network with random batch-norm statistics, in eval mode: (trunk, state dict as NumPy)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=generator)
+                m.bias.uniform_(-0.3, 0.3, generator=generator)
+                m.running_mean.uniform_(-0.3, 0.3, generator=generator)
+                m.running_var.uniform_(0.5, 2.0, generator=generator)
+    model.eval()
+    trunk = model.features if name == "mobilenet_v2" else torch.nn.Sequential(model.stem, model.trunk_output)
+    return trunk, {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+def torch_input(images):
+    import torch
+
+    x = torch.from_numpy(images).float() / 255
+    return (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+
+
+def seconds(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare_speed(threads, repeat):
+    import torch
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in ENCODERS:
+        trunk, state = torchvision_trunk(name)
+        enc = load_encoder(name, weights=state, threads=threads)
+        for n, side in CASES:
+            images = rng.integers(0, 256, (n, 3, side, side), dtype=np.uint8)
+            x = torch_input(images)
+
+            def forward():
+                with torch.no_grad():
+                    return trunk(x)
+
+            expected = forward().numpy()
+            got = enc(images)
+            agreement = float(np.abs(got - expected).max() / np.abs(expected).max())
+            reps = repeat if n > 1 else 4 * repeat
+            ours, theirs = [], []
+            for _ in range(reps):  # interleaved, so that both see the same machine
+                ours.append(seconds(lambda: enc(images)))
+                theirs.append(seconds(forward))
+            rows.append((name, f"{n} x {side}x{side}", min(ours) * 1e3, min(theirs) * 1e3, agreement))
+            print(f"  {rows[-1][0]:15s} {rows[-1][1]:12s} done", file=sys.stderr, flush=True)
+    return rows
+
+
+def peak_memory_child(lib, name, weights, threads):
+    """Peak resident size increase (MiB) of one 64-image batch, in a fresh process."""
+    code = f"""
+import sys
+import numpy as np
+sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r})
+images = np.random.default_rng(0).integers(0, 256, (64, 3, 112, 112), dtype=np.uint8)
+if {lib!r} == "minicap":
+    from minicap.encoders import load_encoder
+    enc = load_encoder({name!r}, weights={weights!r}, threads={threads})
+    enc(images[:2])
+    run = lambda: enc(images)
+else:
+    import torch
+    sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+    from encoders import torchvision_trunk, torch_input
+    torch.set_num_threads({threads})
+    trunk, _ = torchvision_trunk({name!r})
+    x = torch_input(images)
+    with torch.no_grad():
+        trunk(x[:2])
+    def run():
+        with torch.no_grad():
+            return trunk(x)
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+before = status_kib("VmRSS")
+try:  # reset the peak to now (Linux >= 4.0), so that loading the weights does not count
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+out = run()
+print((status_kib("VmHWM") - before) / 1024)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def compare_memory(threads):
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ENCODERS:
+            _, state = torchvision_trunk(name)
+            weights = os.path.join(tmp, f"{name}.npz")
+            np.savez(weights, **state)
+            rows.append((name, peak_memory_child("minicap", name, weights, threads), peak_memory_child("torch", name, weights, threads)))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=default_threads(), help="threads for both libraries")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each batch (single images: 4x)")
+    args = parser.parse_args()
+    import torch
+    import torchvision
+
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; threads: {args.threads} for both")
+    print(f"NumPy {np.__version__}, torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}")
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    speed = compare_speed(args.threads, args.repeat)
+    print()
+    print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, case, ours, theirs, agreement in speed:
+        print(f"| {name} | {case} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {agreement:.1e} |")
+    print()
+    print("| encoder | peak memory of 64 images of 112x112, minicap (MiB) | torchvision (MiB) |")
+    print("| --- | --- | --- |")
+    for name, ours, theirs in compare_memory(args.threads):
+        print(f"| {name} | {ours:.0f} | {theirs:.0f} |")
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
