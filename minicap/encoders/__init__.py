@@ -3,7 +3,8 @@
 - ``encoder``       ``load_encoder(name, weights)`` and the ``Encoder`` it returns
 - ``mobilenet_v2``  MobileNet v2's ``features`` trunk: 1280 channels at stride 32
 - ``regnet``        RegNet-X-400MF's stem and trunk: 400 channels at stride 32
-- ``ops``           conv2d (im2col + one matrix product), batch-norm folding, ReLU/ReLU6
+- ``ops``           channel-last convs (1x1 product, depthwise einsum or taps, grouped im2col), BN folding, ReLU/ReLU6
+- ``parallel``      the encoders' own threads: chunks of images, bands of rows; BLAS kept on one thread
 - ``weights``       torchvision checkpoints: download, read, check, fold
 - ``extract``       batched feature extraction with a progress bar, feature caches, image files
 
