@@ -21,6 +21,7 @@ networks the tests use.
 
 import math
 
+from minicap.encoders.blocks import bottleneck
 from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
@@ -90,16 +91,10 @@ class InvertedResidual:
 
     def __call__(self, x, padded=False, workers=None):
         """``padded``: x carries the depthwise conv's zero border (only for blocks without ``expand``);
-        ``workers``: threads for the large convolutions of a single image (see ``parallel``)."""
-        if self.expand is None:
-            y = self.depthwise(x, padded=padded, workers=workers)
-        else:  # the expansion writes straight into the zero-bordered buffer the depthwise conv reads
-            y = self.depthwise(self.expand(x, pad_out=self.depthwise.padding, workers=workers), padded=True, workers=workers)
-        y = self.project(y, workers=workers)
-        if self.residual:
-            p = self.depthwise.padding if padded else 0
-            y += x[:, p : x.shape[1] - p, p : x.shape[2] - p]  # no activation after the sum: the bottleneck stays linear
-        return y
+        ``workers``: threads for the bands of a single image (see ``blocks``). No activation after
+        the sum: the bottleneck stays linear."""
+        shortcut = "identity" if self.residual else None
+        return bottleneck(x, self.expand, self.depthwise, self.project, shortcut, None, padded, workers)
 
     def to(self, device):
         expand = None if self.expand is None else self.expand.to(device)

@@ -13,6 +13,7 @@ uses threadpoolctl when it is installed and does nothing otherwise.
 """
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 # A convolution's output is split into bands only above this many values: below
@@ -21,7 +22,7 @@ PARALLEL_MIN_OUTPUTS = 1 << 17
 
 
 class Workers:
-    """A pool of ``threads`` threads, started on first use."""
+    """``threads`` threads: the calling thread and a pool of ``threads - 1``, started on first use."""
 
     def __init__(self, threads, name="minicap"):
         self.threads = threads
@@ -29,13 +30,33 @@ class Workers:
         self._pool = None
 
     def map(self, fn, items):
-        """[fn(item) for item in items], on the pool's threads (here, when there is one thread or item)."""
+        """[fn(item) for item in items], computed by all the threads, each taking the next item when free.
+
+        The calling thread works too: one hand-over fewer than waiting for the pool, and
+        items of uneven cost still spread evenly.
+        """
         items = list(items)
         if self.threads == 1 or len(items) < 2:
             return [fn(item) for item in items]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self._name)
-        return list(self._pool.map(fn, items))
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix=self._name)
+        results = [None] * len(items)
+        order = iter(range(len(items)))
+        lock = threading.Lock()
+
+        def work():
+            while True:
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                results[i] = fn(items[i])
+
+        helpers = [self._pool.submit(work) for _ in range(min(self.threads, len(items)) - 1)]
+        work()
+        for helper in helpers:
+            helper.result()  # re-raises a helper's exception here
+        return results
 
 
 def splits(rows, outputs, workers):

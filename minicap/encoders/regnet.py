@@ -19,7 +19,8 @@ overall: (N, 3, H, W) -> (N, 400, ceil(H/32), ceil(W/32)) for 400MF.
 import math
 from dataclasses import dataclass
 
-from minicap.encoders.ops import Sequential, relu
+from minicap.encoders.blocks import bottleneck
+from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
 
@@ -75,11 +76,8 @@ class ResBottleneck:
         self.stride = b.stride
 
     def __call__(self, x, workers=None):
-        """``workers``: threads for the large convolutions of a single image (see ``parallel``)."""
-        # a writes straight into the zero-bordered buffer that the 3x3 conv b reads
-        y = self.c(self.b(self.a(x, pad_out=self.b.padding, workers=workers), padded=True, workers=workers), workers=workers)
-        y += x if self.proj is None else self.proj(x, workers=workers)
-        return relu(y, inplace=True)
+        """``workers``: threads for the bands of a single image (see ``blocks``)."""
+        return bottleneck(x, self.a, self.b, self.c, "identity" if self.proj is None else self.proj, "relu", workers=workers)
 
     def to(self, device):
         proj = None if self.proj is None else self.proj.to(device)
