@@ -134,6 +134,16 @@ def test_one_large_image_split_into_bands_gives_the_same_features(monkeypatch, r
     np.testing.assert_allclose(out, serial, rtol=0, atol=1e-5 * float(np.abs(serial).max()))
 
 
+def test_normalize_is_torchvisions_arithmetic_channel_last(xp, rng):
+    images = rng.integers(0, 256, (2, 3, 5, 7), dtype=np.uint8)
+    mean = np.array(encoder.IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.array(encoder.IMAGENET_STD, np.float32)[:, None, None]
+    expected = ((images.astype(np.float32) / np.float32(255) - mean) / std).transpose(0, 2, 3, 1)
+    out = encoder.normalize(xp.asarray(images))
+    assert out.dtype == np.float32 and out.shape == (2, 5, 7, 3)
+    np.testing.assert_array_equal(to_numpy(out), expected)  # the same float32 operations: equal to the bit
+
+
 def test_chunks_are_sized_from_the_image_size():
     assert encoder.images_per_chunk(112, 112) == 8
     assert encoder.images_per_chunk(224, 224) == 2
