@@ -21,7 +21,7 @@ networks the tests use.
 
 import math
 
-from minicap.encoders.blocks import bottleneck
+from minicap.encoders.blocks import Bottleneck
 from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
@@ -83,18 +83,20 @@ def plan(width_mult=1.0, setting=DEFAULT_SETTING):
 
 
 class InvertedResidual:
-    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, H, W, C) -> (N, H/s, W/s, F)."""
+    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, H, W, C) -> (N, H/s, W/s, F).
+
+    No activation after the sum: the bottleneck stays linear.
+    """
 
     def __init__(self, expand, depthwise, project, residual):
         self.expand, self.depthwise, self.project, self.residual = expand, depthwise, project, residual
         self.stride = depthwise.stride
+        self._block = Bottleneck(expand, depthwise, project, "identity" if residual else None)
 
     def __call__(self, x, padded=False, workers=None):
         """``padded``: x carries the depthwise conv's zero border (only for blocks without ``expand``);
-        ``workers``: threads for the bands of a single image (see ``blocks``). No activation after
-        the sum: the bottleneck stays linear."""
-        shortcut = "identity" if self.residual else None
-        return bottleneck(x, self.expand, self.depthwise, self.project, shortcut, None, padded, workers)
+        ``workers``: threads to share a single image's block (see ``blocks``)."""
+        return self._block(x, padded, workers)
 
     def to(self, device):
         expand = None if self.expand is None else self.expand.to(device)

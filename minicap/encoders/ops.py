@@ -217,6 +217,15 @@ class Pointwise(_Conv):
     def out_channels(self):
         return self.weight.shape[1]
 
+    def output_part(self, lo, hi):
+        """The conv computing only output channels lo <= f < hi."""
+        return Pointwise(self.weight[:, lo:hi].copy(), self.bias[lo:hi], self.stride, self.activation)
+
+    def input_part(self, lo, hi):
+        """The conv's share of its output from input channels lo <= c < hi: no bias, no activation."""
+        xp = get_array_module(self.weight)
+        return Pointwise(self.weight[lo:hi].copy(), xp.zeros_like(self.bias), self.stride, None)
+
     def _rows(self, x, r0, r1):
         s = self.stride
         x = x[:, r0 * s : (r1 - 1) * s + 1 : s, ::s]  # a strided 1x1 conv reads every s-th pixel
@@ -240,6 +249,10 @@ class Depthwise(_Conv):
     @property
     def out_channels(self):
         return self.weight.shape[2]
+
+    def part(self, lo, hi):
+        """The conv on channels lo <= c < hi only (input and output)."""
+        return Depthwise(self.weight[:, :, lo:hi].copy(), self.bias[lo:hi], self.stride, self.padding, self.activation)
 
     def _rows(self, x, r0, r1):
         kh, kw, c = self.weight.shape
@@ -283,6 +296,17 @@ class Im2col(_Conv):
     @property
     def out_channels(self):
         return self.weight.shape[0] * self.weight.shape[2]
+
+    @property
+    def group_width(self):
+        """Output channels per group (F/G)."""
+        return self.weight.shape[2]
+
+    def part(self, lo, hi):
+        """The conv on channels lo <= c < hi only (input and output), which must be whole groups
+        of a conv whose groups have as many input as output channels."""
+        g0, g1 = lo // self.group_width, hi // self.group_width
+        return Im2col(self.weight[g0:g1].copy(), self.bias[lo:hi], self.kernel, self.stride, self.padding, self.activation)
 
     def _rows(self, x, r0, r1):
         xp = get_array_module(x, self.weight)

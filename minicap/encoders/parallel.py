@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 # A convolution's output is split into bands only above this many values: below
 # it, handing a band to another thread (about 60 us) costs more than it saves.
-PARALLEL_MIN_OUTPUTS = 1 << 17
+PARALLEL_MIN_OUTPUTS = 1 << 15
 
 
 class Workers:

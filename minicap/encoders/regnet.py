@@ -19,7 +19,7 @@ overall: (N, 3, H, W) -> (N, 400, ceil(H/32), ceil(W/32)) for 400MF.
 import math
 from dataclasses import dataclass
 
-from minicap.encoders.blocks import bottleneck
+from minicap.encoders.blocks import Bottleneck
 from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
@@ -74,10 +74,11 @@ class ResBottleneck:
     def __init__(self, proj, a, b, c):
         self.proj, self.a, self.b, self.c = proj, a, b, c
         self.stride = b.stride
+        self._block = Bottleneck(a, b, c, "identity" if proj is None else proj, "relu")
 
     def __call__(self, x, workers=None):
-        """``workers``: threads for the bands of a single image (see ``blocks``)."""
-        return bottleneck(x, self.a, self.b, self.c, "identity" if self.proj is None else self.proj, "relu", workers=workers)
+        """``workers``: threads to share a single image's block (see ``blocks``)."""
+        return self._block(x, workers=workers)
 
     def to(self, device):
         proj = None if self.proj is None else self.proj.to(device)
