@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from minicap.backend import to_numpy
 from minicap.encoders import ops, parallel
-from minicap.encoders.ops import EINSUM_MIN_CHANNELS, Depthwise, Im2col, Pointwise, conv2d, fold_batch_norm, make_conv, relu, relu6
+from minicap.encoders.ops import EINSUM_MIN_CHANNELS, Depthwise, Grouped, Pointwise, conv2d, fold_batch_norm, make_conv, relu, relu6
 
 
 def conv_loop(x, w, b, stride, padding, groups):
@@ -60,9 +60,9 @@ def test_each_shape_gets_its_formulation(rng):
     assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4)), Pointwise)
     assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4), stride=2), Pointwise)
     assert isinstance(make_conv(np.ones((6, 1, 3, 3)), np.zeros(6), padding=1, groups=6), Depthwise)
-    assert isinstance(make_conv(np.ones((6, 1, 3, 3)), np.zeros(6), padding=1, groups=3), Im2col)  # two filters per channel
-    assert isinstance(make_conv(np.ones((8, 4, 3, 3)), np.zeros(8), padding=1, groups=2), Im2col)
-    assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4), padding=1), Im2col)  # a padded 1x1 conv
+    assert isinstance(make_conv(np.ones((6, 1, 3, 3)), np.zeros(6), padding=1, groups=3), Grouped)  # two filters per channel
+    assert isinstance(make_conv(np.ones((8, 4, 3, 3)), np.zeros(8), padding=1, groups=2), Grouped)
+    assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4), padding=1), Grouped)  # a padded 1x1 conv
 
 
 @pytest.mark.parametrize("channels", [6, EINSUM_MIN_CHANNELS])  # shifted multiply-adds, einsum
@@ -85,6 +85,22 @@ def test_depthwise_formulation_is_chosen_from_the_shape(monkeypatch, rng):
         layer = make_conv(rng.standard_normal((channels, 1, 3, 3)), np.zeros(channels), stride, 1, channels)
         layer(rng.standard_normal((1, 6, 6, channels)))
         assert len(calls) == expected, (channels, stride)
+
+
+@pytest.mark.parametrize("size, stride, expected", [((9, 8), 1, "_shifted_products"), ((3, 3), 1, "_im2col"), ((9, 8), 2, "_im2col")])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monkeypatch, rng, size, stride, expected, groups):
+    # Stride 1 on a map whose padded grid is at most twice the output: shifted products; else im2col.
+    x = rng.standard_normal((2, *size, 6))
+    w = rng.standard_normal((6, 6 // groups, 3, 3))
+    b = rng.standard_normal(6)
+    used = []
+    for name in ("_shifted_products", "_im2col"):
+        method = getattr(Grouped, name)
+        monkeypatch.setattr(Grouped, name, lambda self, *a, name=name, method=method: used.append(name) or method(self, *a))
+    out = conv2d(x, w, b, stride=stride, padding=1, groups=groups)
+    assert used == [expected]
+    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, 1, groups), rtol=1e-10, atol=1e-10)
 
 
 def test_shifted_multiply_adds_of_a_strided_view_match_the_loop(rng):
@@ -123,7 +139,8 @@ LAYERS = {
     "pointwise, stride 2": ((12, 8, 1, 1), 2, 0, 1),
     "depthwise, taps": ((8, 1, 3, 3), 1, 1, 8),
     "depthwise, einsum": ((8, 1, 3, 3), 2, 1, 8),
-    "grouped": ((12, 4, 3, 3), 2, 1, 2),
+    "grouped, im2col": ((12, 4, 3, 3), 2, 1, 2),
+    "grouped, shifted products": ((12, 4, 3, 3), 1, 1, 2),
 }
 
 

@@ -94,7 +94,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
 def make_conv(w, b, stride=1, padding=0, groups=1, activation=None):
     """The conv layer for torchvision-layout weights w (F, C // groups, KH, KW) and bias b (F,),
     in the formulation that suits its shape: ``Pointwise`` (1x1), ``Depthwise`` (one filter
-    per channel) or ``Im2col`` (anything else, grouped or not)."""
+    per channel) or ``Grouped`` (anything else, grouped or not)."""
     f, cg, kh, kw = w.shape
     if (kh, kw) == (1, 1) and padding == 0 and groups == 1:
         return Pointwise(w[:, :, 0, 0].T.copy(), b, stride, activation)
@@ -102,7 +102,7 @@ def make_conv(w, b, stride=1, padding=0, groups=1, activation=None):
         return Depthwise(w[:, 0].transpose(1, 2, 0).copy(), b, stride, padding, activation)
     # (F, Cg, KH, KW) -> (G, KH * KW * Cg, F/G): row (p, q, c) matches a receptive field laid out channel-last.
     wg = w.reshape(groups, f // groups, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * cg, f // groups)
-    return Im2col(wg.copy(), b, (kh, kw), stride, padding, activation)
+    return Grouped(wg.copy(), b, (kh, kw), stride, padding, activation)
 
 
 def relu(x, inplace=False):
@@ -179,7 +179,9 @@ class _Conv:
     def to(self, device):
         """The same layer with its arrays on ``device`` ("cpu" or "cuda")."""
         moved = copy.copy(self)
-        moved.weight, moved.bias = to_device(self.weight, device), to_device(self.bias, device)
+        for name, value in vars(self).items():
+            if hasattr(value, "shape"):  # the weights, in every layout the layer keeps
+                setattr(moved, name, to_device(value, device))
         return moved
 
     def __call__(self, x, padded=False, pad_out=0, workers=None):
@@ -282,16 +284,30 @@ def _shifted_multiply_adds(view, w):
     return out.reshape(n, ho, wo, c)
 
 
-class Im2col(_Conv):
-    """Any other convolution, grouped or not: receptive fields copied out as rows, then one product per group.
+class Grouped(_Conv):
+    """Any other convolution, grouped or not, as matrix products per group; two formulations.
 
     weight: (G, KH*KW*Cg, F/G), row (p, q, c) for input channel g*Cg + c; bias (F,); kernel: (KH, KW).
     (N, H, W, C) -> (N, Ho, Wo, F), with the output of group g in channels g*F/G ... (g+1)*F/G - 1.
+
+    - im2col: every receptive field copied out as a row of KH*KW*Cg values, then one
+      product per group with K = KH*KW*Cg. For strided convs and small maps.
+    - shifted products: with stride 1, the window tap (p, q) of output (i, j) is input
+      pixel (i + p, j + q), i.e. a fixed offset p*Wp + q in the padded map read as one
+      long list of pixels. So each tap is one product per group of a plain slice of
+      that list, no copy, and the KH*KW products are added up. The outputs are computed at
+      every position of the padded grid, the Hp*Wp - Ho*Wo extra ones thrown away, so
+      this is chosen when they are at most as many as the real ones (measured, RegNet's
+      16-channel groups: 2x faster at 56x56 and 28x28, 1.2x at 7x7).
     """
 
     def __init__(self, weight, bias, kernel, stride=1, padding=0, activation=None):
         super().__init__(weight, bias, stride, padding, activation)
         self.kernel = tuple(kernel)
+        g, _, fg = weight.shape
+        kh, kw = self.kernel
+        # The same weights per tap: (KH, KW, G, Cg, F/G).
+        self.tap_weight = weight.reshape(g, kh, kw, -1, fg).transpose(1, 2, 0, 3, 4).copy()
 
     @property
     def out_channels(self):
@@ -306,9 +322,16 @@ class Im2col(_Conv):
         """The conv on channels lo <= c < hi only (input and output), which must be whole groups
         of a conv whose groups have as many input as output channels."""
         g0, g1 = lo // self.group_width, hi // self.group_width
-        return Im2col(self.weight[g0:g1].copy(), self.bias[lo:hi], self.kernel, self.stride, self.padding, self.activation)
+        return Grouped(self.weight[g0:g1].copy(), self.bias[lo:hi], self.kernel, self.stride, self.padding, self.activation)
 
     def _rows(self, x, r0, r1):
+        kh, kw = self.kernel
+        ho, wo = r1 - r0, x.shape[2] - kw + 1
+        if self.stride == 1 and 2 * ho * wo >= (ho + kh - 1) * x.shape[2]:
+            return self._shifted_products(x[:, r0 : r1 + kh - 1])
+        return self._im2col(x, r0, r1)
+
+    def _im2col(self, x, r0, r1):
         xp = get_array_module(x, self.weight)
         (kh, kw), (g, k, fg) = self.kernel, self.weight.shape
         n, ho, wo, _, _, c = (view := windows(x, kh, kw, self.stride)[:, r0:r1]).shape
@@ -322,6 +345,24 @@ class Im2col(_Conv):
         # views of channel-last rows, so the output needs no transpose afterwards.
         xp.matmul(cols.reshape(m, g, k).transpose(1, 0, 2), self.weight, out=y.transpose(1, 0, 2))
         return y.reshape(n, ho, wo, g * fg)
+
+    def _shifted_products(self, x):
+        """Stride 1 on padded x (N, Hp, Wp, C): a view (N, Hp - KH + 1, Wp - KW + 1, F) of the outputs."""
+        xp = get_array_module(x, self.weight)
+        (kh, kw), (g, _, fg) = self.kernel, self.weight.shape
+        n, hp, wp, c = x.shape
+        pixels = x.reshape(n * hp * wp, c)  # the padded map as one list of pixels (a view if x is contiguous)
+        m = n * hp * wp - (kh - 1) * wp - (kw - 1)  # the positions whose window lies inside the list
+        out = xp.empty((n * hp * wp, g, fg), x.dtype)
+        scratch = xp.empty((m, g, fg), x.dtype)
+        for p in range(kh):
+            for q in range(kw):
+                shift = pixels[p * wp + q : p * wp + q + m].reshape(m, g, c // g).transpose(1, 0, 2)
+                first = p == q == 0
+                xp.matmul(shift, self.tap_weight[p, q], out=(out[:m] if first else scratch).transpose(1, 0, 2))
+                if not first:
+                    out[:m] += scratch
+        return out.reshape(n, hp, wp, g * fg)[:, : hp - kh + 1, : wp - kw + 1]
 
 
 def fold_batch_norm(w, gamma, beta, mean, var, eps=1e-5, b=None):
