@@ -15,10 +15,11 @@ interleaved, minicap then torchvision, ``--repeat`` times after a warm-up, and t
 best of each is reported: on a shared machine the best is the least disturbed.
 The ratio is minicap / torchvision: below 1 minicap is faster.
 
-Peak memory: each library runs one 64-image 112x112 batch in a fresh child
-process, after a 2-image warm-up; the figure is the child's peak resident size
-during the batch (VmHWM, reset just before it through /proc/self/clear_refs)
-minus its resident size just before it (weights and images already loaded).
+Peak memory: each library runs a 2-image warm-up and then one 64-image 112x112
+batch in a fresh child process (torchvision normalising inside, as minicap does);
+the figure is the child's peak resident size during both (VmHWM, reset through
+/proc/self/clear_refs) minus its resident size before them (weights and uint8
+images already loaded).
 
 Agreement: max |minicap - torchvision| / max |torchvision| over the whole output.
 """
@@ -133,20 +134,16 @@ images = np.random.default_rng(0).integers(0, 256, (64, 3, 112, 112), dtype=np.u
 if {lib!r} == "minicap":
     from minicap.encoders import load_encoder
     enc = load_encoder({name!r}, weights={weights!r}, threads={threads})
-    enc(images[:2])
-    run = lambda: enc(images)
+    run = lambda batch: enc(batch)
 else:
     import torch
     sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
     from encoders import torchvision_trunk, torch_input
     torch.set_num_threads({threads})
     trunk, _ = torchvision_trunk({name!r})
-    x = torch_input(images)
-    with torch.no_grad():
-        trunk(x[:2])
-    def run():
+    def run(batch):
         with torch.no_grad():
-            return trunk(x)
+            return trunk(torch_input(batch))
 def status_kib(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
@@ -156,7 +153,8 @@ try:  # reset the peak to now (Linux >= 4.0), so that loading the weights does n
         f.write("5")
 except OSError:
     pass
-out = run()
+run(images[:2])  # a warm-up, as in the timings: threads started, memory kept for reuse
+out = run(images)
 print((status_kib("VmHWM") - before) / 1024)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

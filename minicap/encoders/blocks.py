@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from minicap.backend import get_array_module
+from minicap.encoders.memory import empty
 from minicap.encoders.ops import ACTIVATIONS, Depthwise, pad
 
 # A block of one image is split among threads only when its output has at least this many
@@ -80,7 +81,7 @@ class Bottleneck:
         if parts == 1:
             return self._finish(self._rows(x, inside, 0, ho), inside, 0, ho)
         bounds = [ho * i // parts for i in range(parts + 1)]
-        out = xp.empty((n, ho, wo, f), x.dtype)
+        out = empty((n, ho, wo, f), x.dtype, xp)
 
         def band(i):
             r0, r1 = bounds[i], bounds[i + 1]

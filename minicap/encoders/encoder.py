@@ -20,6 +20,7 @@ import numpy as np
 
 from minicap.argcheck import check_int
 from minicap.backend import device_of, get_array_module
+from minicap.encoders.memory import empty
 from minicap.encoders.mobilenet_v2 import MobileNetV2
 from minicap.encoders.parallel import Workers, one_blas_thread
 from minicap.encoders.regnet import RegNetX
@@ -84,7 +85,7 @@ def normalize(images):
     mean = xp.asarray(np.tile(np.array(IMAGENET_MEAN, np.float32), w))
     std = xp.asarray(np.tile(np.array(IMAGENET_STD, np.float32), w))
     rows = xp.ascontiguousarray(images.transpose(0, 2, 3, 1)).reshape(n, h, w * c)
-    x = xp.empty((n, h, w * c), np.float32)
+    x = empty((n, h, w * c), np.float32, xp)
     xp.divide(rows, np.float32(255), out=x, dtype=np.float32)
     x -= mean
     x /= std

@@ -33,6 +33,7 @@ import numpy as np
 
 from minicap.backend import get_array_module, to_device
 from minicap.encoders import parallel
+from minicap.encoders.memory import empty
 
 # Depthwise convolutions with at least this many channels are computed as one
 # einsum over a strided view of all windows: NumPy's einsum loop runs along the
@@ -129,7 +130,7 @@ def padded_buffer(shape, pad, dtype, xp):
     Zeroing only the border, not the whole buffer, saves a pass: the inside is written next.
     """
     n, h, w, c = shape
-    out = xp.empty((n, h + 2 * pad, w + 2 * pad, c), dtype)
+    out = empty((n, h + 2 * pad, w + 2 * pad, c), dtype, xp)
     if pad:
         out[:, :pad] = 0
         out[:, h + pad :] = 0
@@ -232,7 +233,9 @@ class Pointwise(_Conv):
         s = self.stride
         x = x[:, r0 * s : (r1 - 1) * s + 1 : s, ::s]  # a strided 1x1 conv reads every s-th pixel
         n, h, w, c = x.shape
-        y = get_array_module(x, self.weight).matmul(x.reshape(n * h * w, c), self.weight)  # the pixels are the rows
+        xp = get_array_module(x, self.weight)
+        y = empty((n * h * w, self.weight.shape[1]), xp.result_type(x, self.weight), xp)
+        xp.matmul(x.reshape(n * h * w, c), self.weight, out=y)  # the pixels are the rows
         return y.reshape(n, h, w, -1)
 
 
@@ -260,7 +263,11 @@ class Depthwise(_Conv):
         kh, kw, c = self.weight.shape
         view = windows(x, kh, kw, self.stride)[:, r0:r1]
         if c >= EINSUM_MIN_CHANNELS or self.stride > 1:
-            return get_array_module(x, self.weight).einsum("nhwpqc,pqc->nhwc", view, self.weight)
+            xp = get_array_module(x, self.weight)
+            if xp is not np:  # CuPy's einsum has no out=
+                return xp.einsum("nhwpqc,pqc->nhwc", view, self.weight)
+            out = empty(view.shape[:3] + (c,), np.result_type(x, self.weight))
+            return np.einsum("nhwpqc,pqc->nhwc", view, self.weight, out=out)
         return _shifted_multiply_adds(view, self.weight)
 
 
@@ -271,8 +278,8 @@ def _shifted_multiply_adds(view, w):
     # The weights repeated along a row, (KH, KW, Wo*C): each tap's product is then one
     # long contiguous loop per output row instead of Wo loops of C.
     rows = xp.ascontiguousarray(xp.broadcast_to(w[:, :, None, :], (kh, kw, wo, c))).reshape(kh, kw, 1, wo * c)
-    out = xp.empty((n, ho, wo * c), view.dtype)
-    scratch = xp.empty_like(out)  # reused by every tap: one buffer, not KH * KW temporaries
+    out = empty((n, ho, wo * c), view.dtype, xp)
+    scratch = empty((n, ho, wo * c), view.dtype, xp)  # reused by every tap: one buffer, not KH * KW temporaries
     for p in range(kh):
         for q in range(kw):
             tap = view[:, :, :, p, q, :].reshape(n, ho, wo * c)  # a view when the conv has stride 1
@@ -337,10 +344,10 @@ class Grouped(_Conv):
         n, ho, wo, _, _, c = (view := windows(x, kh, kw, self.stride)[:, r0:r1]).shape
         # The one copy: each pixel's receptive field, group by group, as a row of
         # KH*KW*Cg values; each (p, q) contributes a contiguous run of Cg values.
-        cols = xp.empty((n, ho, wo, g, kh, kw, c // g), x.dtype)
+        cols = empty((n, ho, wo, g, kh, kw, c // g), x.dtype, xp)
         cols[...] = view.reshape(n, ho, wo, kh, kw, g, c // g).transpose(0, 1, 2, 5, 3, 4, 6)
         m = n * ho * wo
-        y = xp.empty((m, g, fg), x.dtype)
+        y = empty((m, g, fg), x.dtype, xp)
         # (G, M, KH*KW*Cg) @ (G, KH*KW*Cg, F/G) -> (G, M, F/G), read and written as strided
         # views of channel-last rows, so the output needs no transpose afterwards.
         xp.matmul(cols.reshape(m, g, k).transpose(1, 0, 2), self.weight, out=y.transpose(1, 0, 2))
@@ -353,8 +360,8 @@ class Grouped(_Conv):
         n, hp, wp, c = x.shape
         pixels = x.reshape(n * hp * wp, c)  # the padded map as one list of pixels (a view if x is contiguous)
         m = n * hp * wp - (kh - 1) * wp - (kw - 1)  # the positions whose window lies inside the list
-        out = xp.empty((n * hp * wp, g, fg), x.dtype)
-        scratch = xp.empty((m, g, fg), x.dtype)
+        out = empty((n * hp * wp, g, fg), x.dtype, xp)
+        scratch = empty((m, g, fg), x.dtype, xp)
         for p in range(kh):
             for q in range(kw):
                 shift = pixels[p * wp + q : p * wp + q + m].reshape(m, g, c // g).transpose(1, 0, 2)
