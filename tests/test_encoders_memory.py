@@ -9,7 +9,8 @@ from minicap.encoders import memory
 
 
 @pytest.fixture(autouse=True)
-def fresh_buffers():
+def fresh_buffers(monkeypatch):
+    monkeypatch.setattr(memory, "MIN_BYTES", 1 << 16)  # the sizes below are small, to keep the test light
     memory._LOCAL.buffers = {}
     yield
     memory._LOCAL.buffers = {}
