@@ -1,9 +1,9 @@
 """How the encoders use several CPU cores: a few threads of their own, and BLAS on one thread.
 
 A batch is split into chunks of whole images that run side by side (``Encoder``);
-a single large image is split instead inside each big convolution, into bands of
-output rows (``run_bands``). NumPy releases the GIL inside its loops and BLAS
-calls, so Python threads really run in parallel there.
+a single image is split instead inside each large block (``blocks``) and each large
+lone convolution, into bands of output rows (``run_bands``). NumPy releases the GIL
+inside its loops and BLAS calls, so Python threads really run in parallel there.
 
 While they do, each BLAS call gets one thread (``one_blas_thread``): OpenBLAS's
 own threads would compete with ours for the same cores, and on a busy machine a
