@@ -10,10 +10,12 @@ Both libraries get the same thread count (``torch.set_num_threads`` and
 ``load_encoder(threads=)``), the same weights (torchvision's architecture with its
 random initialisation and random batch-norm statistics, so nothing is downloaded)
 and the same uint8 images, normalised inside the timed call for minicap and
-beforehand for torchvision (in minicap's favour by well under 1%). Timings are
-interleaved, minicap then torchvision, ``--repeat`` times after a warm-up, and the
-best of each is reported: on a shared machine the best is the least disturbed.
-The ratio is minicap / torchvision: below 1 minicap is faster.
+beforehand for torchvision (in minicap's favour by well under 1%). Timings come in
+``--repeat`` rounds after a warm-up, each round one batch (or 4 single images) of
+minicap then of torchvision, started once the CPUs are idle (up to ``--wait-idle``
+seconds; the table says how many rounds found them busy); the best of each library
+is reported: on a shared machine the best is the least disturbed. The ratio is
+minicap / torchvision: below 1 minicap is faster.
 
 Peak memory: each library runs a 2-image warm-up and then one 64-image 112x112
 batch in a fresh child process (torchvision normalising inside, as minicap does);
@@ -88,13 +90,39 @@ def torch_input(images):
     return (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
 
 
+def cpu_busy(interval=0.5):
+    """The fraction of the machine's CPU time spent busy over ``interval`` seconds (from /proc/stat), or None."""
+    def snapshot():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = snapshot()
+        time.sleep(interval)
+        total1, idle1 = snapshot()
+    except OSError:
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_idle(limit_s):
+    """Wait up to ``limit_s`` seconds for other processes to leave the CPUs; True if they did."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        busy = cpu_busy()
+        if busy is None or busy < 0.15:
+            return True
+    return False
+
+
 def seconds(fn):
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def compare_speed(threads, repeat):
+def compare_speed(threads, repeat, wait_s):
     import torch
 
     torch.set_num_threads(threads)
@@ -114,12 +142,13 @@ def compare_speed(threads, repeat):
             expected = forward().numpy()
             got = enc(images)
             agreement = float(np.abs(got - expected).max() / np.abs(expected).max())
-            reps = repeat if n > 1 else 4 * repeat
-            ours, theirs = [], []
-            for _ in range(reps):  # interleaved, so that both see the same machine
-                ours.append(seconds(lambda: enc(images)))
-                theirs.append(seconds(forward))
-            rows.append((name, f"{n} x {side}x{side}", min(ours) * 1e3, min(theirs) * 1e3, agreement))
+            calls = 1 if n > 1 else 4
+            ours, theirs, busy = [], [], 0
+            for _ in range(repeat):  # rounds of a few calls each, alternating, so that both see the same machine
+                busy += not wait_until_idle(wait_s)
+                ours += [seconds(lambda: enc(images)) for _ in range(calls)]
+                theirs += [seconds(forward) for _ in range(calls)]
+            rows.append((name, f"{n} x {side}x{side}", min(ours) * 1e3, min(theirs) * 1e3, agreement, busy))
             print(f"  {rows[-1][0]:15s} {rows[-1][1]:12s} done", file=sys.stderr, flush=True)
     return rows
 
@@ -175,7 +204,9 @@ def compare_memory(threads):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=default_threads(), help="threads for both libraries")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each batch (single images: 4x)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds per case: one batch, or 4 single images, per library")
+    parser.add_argument("--wait-idle", type=float, default=10.0, metavar="S",
+                        help="before each round, wait up to S seconds for other processes to leave the CPUs (0: never)")
     args = parser.parse_args()
     import torch
     import torchvision
@@ -183,12 +214,12 @@ def main():
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; threads: {args.threads} for both")
     print(f"NumPy {np.__version__}, torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    speed = compare_speed(args.threads, args.repeat)
+    speed = compare_speed(args.threads, args.repeat, args.wait_idle)
     print()
-    print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, case, ours, theirs, agreement in speed:
-        print(f"| {name} | {case} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {agreement:.1e} |")
+    print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement | rounds on a busy machine |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, case, ours, theirs, agreement, busy in speed:
+        print(f"| {name} | {case} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {agreement:.1e} | {busy} of {args.repeat} |")
     print()
     print("| encoder | peak memory of 64 images of 112x112, minicap (MiB) | torchvision (MiB) |")
     print("| --- | --- | --- |")
