@@ -11,7 +11,7 @@ import pytest
 
 from minicap.backend import to_numpy
 from minicap.encoders import WeightsError, load_encoder
-from minicap.encoders import mobilenet_v2, regnet, weights
+from minicap.encoders import encoder, mobilenet_v2, regnet, weights
 from minicap.encoders.regnet import RegNetConfig
 from minicap.encoders.weights import checkpoint_path, fetch_checkpoint, read_state_dict
 
@@ -102,6 +102,55 @@ def test_full_size_encoders_give_a_4x4_grid_for_112_pixel_images(xp, rng, name, 
     np.testing.assert_allclose(alone, to_numpy(out[1:]), rtol=0, atol=1e-4 * float(abs(out).max()))
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_chunks_and_threads_do_not_change_the_features(monkeypatch, rng, name):
+    # A batch runs in chunks of whole images on several threads: any split gives the same maps.
+    state = random_state(name, rng)
+    images = rng.integers(0, 256, (5, 3, 64, 48), dtype=np.uint8)
+    serial = load_encoder(name, weights=state, threads=1)(images)
+    scale = 1e-5 * float(np.abs(serial).max())
+    for threads, chunk_pixels in [(2, encoder.CHUNK_PIXELS), (3, encoder.CHUNK_PIXELS), (2, 64 * 48)]:
+        monkeypatch.setattr(encoder, "CHUNK_PIXELS", chunk_pixels)
+        enc = load_encoder(name, weights=state, threads=threads)
+        calls = []
+        monkeypatch.setattr(enc._workers, "map", lambda fn, items, map=enc._workers.map: calls.append(len(items)) or map(fn, items))
+        out = enc(images)
+        assert calls == [min(5, threads if chunk_pixels > 64 * 48 else 5)]  # chunks: 2 or 3 by the threads, or one per image
+        np.testing.assert_allclose(out, serial, rtol=0, atol=scale)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_one_large_image_split_into_bands_gives_the_same_features(monkeypatch, rng, name):
+    from minicap.encoders import parallel
+
+    state = random_state(name, rng)
+    image = rng.integers(0, 256, (1, 3, 160, 144), dtype=np.uint8)
+    serial = load_encoder(name, weights=state, threads=1)(image)
+    bands = []
+    run_bands = parallel.run_bands
+    monkeypatch.setattr(parallel, "run_bands", lambda fn, rows, outputs, workers: bands.append(parallel.splits(rows, outputs, workers)) or run_bands(fn, rows, outputs, workers))
+    out = load_encoder(name, weights=state, threads=2)(image)
+    assert any(bands)  # the early, large convolutions were split (the stem alone: 80x72x32 outputs)
+    np.testing.assert_allclose(out, serial, rtol=0, atol=1e-5 * float(np.abs(serial).max()))
+
+
+def test_normalize_is_torchvisions_arithmetic_channel_last(xp, rng):
+    images = rng.integers(0, 256, (2, 3, 5, 7), dtype=np.uint8)
+    mean = np.array(encoder.IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.array(encoder.IMAGENET_STD, np.float32)[:, None, None]
+    expected = ((images.astype(np.float32) / np.float32(255) - mean) / std).transpose(0, 2, 3, 1)
+    out = encoder.normalize(xp.asarray(images))
+    assert out.dtype == np.float32 and out.shape == (2, 5, 7, 3)
+    np.testing.assert_array_equal(to_numpy(out), expected)  # the same float32 operations: equal to the bit
+
+
+def test_chunks_are_sized_from_the_image_size():
+    assert encoder.images_per_chunk(112, 112) == 8
+    assert encoder.images_per_chunk(224, 224) == 2
+    assert encoder.images_per_chunk(448, 448) == 1
+    assert encoder.images_per_chunk(1, 1) == encoder.CHUNK_PIXELS
+
+
 def test_wider_mobilenet_widens_the_last_layer_too(rng):
     stem, blocks, last = mobilenet_v2.plan(width_mult=1.4)
     assert last.out_channels == 1792  # 1280 * 1.4
@@ -145,6 +194,7 @@ def test_extra_tensors_such_as_a_classifier_are_ignored(rng):
         ({"name": "resnet50"}, ValueError, "unknown encoder 'resnet50'"),
         ({"name": "mobilenet_v2", "depth": 3}, ValueError, "does not take the architecture option"),
         ({"name": "mobilenet_v2", "width_mult": 0}, ValueError, "width_mult must be positive"),
+        ({"name": "mobilenet_v2", "threads": 0}, ValueError, "threads must be a positive integer or None, got 0"),
         ({"name": "mobilenet_v2", "setting": [(6, 24, 2)]}, ValueError, "4 positive ints"),
         ({"name": "regnet_x_400mf", "weights": 3}, TypeError, "weights must be None, a file path or a dict"),
         ({"name": "regnet_x_400mf", "weights": "/nonexistent/w.pth"}, WeightsError, "does not exist"),

@@ -1,4 +1,5 @@
-"""conv2d against a direct loop, batch-norm folding against conv-then-BN, activations."""
+"""conv2d against a direct loop in each of its formulations, bands of rows, padded outputs,
+batch-norm folding against conv-then-BN, activations."""
 
 import numpy as np
 import pytest
@@ -6,25 +7,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minicap.backend import to_numpy
-from minicap.encoders.ops import FoldedConv, conv2d, fold_batch_norm, im2col, relu, relu6
+from minicap.encoders import ops, parallel
+from minicap.encoders.ops import EINSUM_MIN_CHANNELS, Depthwise, Grouped, Pointwise, conv2d, fold_batch_norm, make_conv, relu, relu6
 
 
 def conv_loop(x, w, b, stride, padding, groups):
-    """The definition, one output position at a time, in float64."""
-    n, c, h, wd = x.shape
+    """The definition, one output position at a time, in float64, channel-last: x (N, H, W, C), w (F, C/G, KH, KW)."""
+    n, h, wd, c = x.shape
     f, cg, kh, kw = w.shape
-    xpad = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
-    xpad[:, :, padding : padding + h, padding : padding + wd] = x
+    xpad = np.zeros((n, h + 2 * padding, wd + 2 * padding, c))
+    xpad[:, padding : padding + h, padding : padding + wd] = x
     ho = (h + 2 * padding - kh) // stride + 1
     wo = (wd + 2 * padding - kw) // stride + 1
-    out = np.zeros((n, f, ho, wo))
+    out = np.zeros((n, ho, wo, f))
     per_group = f // groups
     for k in range(f):
         g = k // per_group
         for i in range(ho):
             for j in range(wo):
-                patch = xpad[:, g * cg : (g + 1) * cg, i * stride : i * stride + kh, j * stride : j * stride + kw]
-                out[:, k, i, j] = (patch * w[k]).sum(axis=(1, 2, 3)) + (0.0 if b is None else b[k])
+                patch = xpad[:, i * stride : i * stride + kh, j * stride : j * stride + kw, g * cg : (g + 1) * cg]
+                out[:, i, j, k] = (patch * w[k].transpose(1, 2, 0)).sum(axis=(1, 2, 3)) + (0.0 if b is None else b[k])
     return out
 
 
@@ -39,82 +41,177 @@ def conv_cases(draw):
     n = draw(st.integers(1, 2))
     bias = draw(st.booleans())
     seed = draw(st.integers(0, 2**16))
-    return n, groups * cg, h, wd, groups * fg, cg, kh, kw, stride, padding, groups, bias, seed
+    return n, h, wd, groups * cg, groups * fg, cg, kh, kw, stride, padding, groups, bias, seed
 
 
 @settings(max_examples=60, deadline=None)
 @given(conv_cases())
 def test_conv2d_matches_the_loop_definition(case):
-    n, c, h, wd, f, cg, kh, kw, stride, padding, groups, bias, seed = case
+    n, h, wd, c, f, cg, kh, kw, stride, padding, groups, bias, seed = case
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, wd))
+    x = rng.standard_normal((n, h, wd, c))
     w = rng.standard_normal((f, cg, kh, kw))
     b = rng.standard_normal(f) if bias else None
     out = conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
     np.testing.assert_allclose(out, conv_loop(x, w, b, stride, padding, groups), rtol=1e-10, atol=1e-10)
 
 
+def test_each_shape_gets_its_formulation(rng):
+    assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4)), Pointwise)
+    assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4), stride=2), Pointwise)
+    assert isinstance(make_conv(np.ones((6, 1, 3, 3)), np.zeros(6), padding=1, groups=6), Depthwise)
+    assert isinstance(make_conv(np.ones((6, 1, 3, 3)), np.zeros(6), padding=1, groups=3), Grouped)  # two filters per channel
+    assert isinstance(make_conv(np.ones((8, 4, 3, 3)), np.zeros(8), padding=1, groups=2), Grouped)
+    assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4), padding=1), Grouped)  # a padded 1x1 conv
+
+
+@pytest.mark.parametrize("channels", [6, EINSUM_MIN_CHANNELS])  # shifted multiply-adds, einsum
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
-def test_depthwise_path_matches_the_loop(rng, stride, kernel):
-    # groups == C == F takes the tap-by-tap path instead of im2col.
-    x = rng.standard_normal((2, 6, 9, 8))
-    w = rng.standard_normal((6, 1, kernel, kernel))
+def test_depthwise_formulations_match_the_loop(rng, channels, stride, kernel):
+    x = rng.standard_normal((2, 9, 8, channels))
+    w = rng.standard_normal((channels, 1, kernel, kernel))
+    b = rng.standard_normal(channels)
+    out = conv2d(x, w, b, stride=stride, padding=kernel // 2, groups=channels)
+    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, kernel // 2, channels), rtol=1e-10, atol=1e-10)
+
+
+def test_depthwise_formulation_is_chosen_from_the_shape(monkeypatch, rng):
+    calls = []
+    shifted = ops._shifted_multiply_adds
+    monkeypatch.setattr(ops, "_shifted_multiply_adds", lambda view, w: calls.append(view.shape) or shifted(view, w))
+    for channels, stride, expected in [(8, 1, 1), (8, 2, 0), (EINSUM_MIN_CHANNELS, 1, 0)]:
+        calls.clear()
+        layer = make_conv(rng.standard_normal((channels, 1, 3, 3)), np.zeros(channels), stride, 1, channels)
+        layer(rng.standard_normal((1, 6, 6, channels)))
+        assert len(calls) == expected, (channels, stride)
+
+
+@pytest.mark.parametrize("size, stride, expected", [((9, 8), 1, "_shifted_products"), ((3, 3), 1, "_im2col"), ((9, 8), 2, "_im2col")])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monkeypatch, rng, size, stride, expected, groups):
+    # Stride 1 on a map whose padded grid is at most twice the output: shifted products; else im2col.
+    x = rng.standard_normal((2, *size, 6))
+    w = rng.standard_normal((6, 6 // groups, 3, 3))
     b = rng.standard_normal(6)
-    out = conv2d(x, w, b, stride=stride, padding=kernel // 2, groups=6)
-    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, kernel // 2, 6), rtol=1e-10, atol=1e-10)
+    used = []
+    for name in ("_shifted_products", "_im2col"):
+        method = getattr(Grouped, name)
+        monkeypatch.setattr(Grouped, name, lambda self, *a, name=name, method=method: used.append(name) or method(self, *a))
+    out = conv2d(x, w, b, stride=stride, padding=1, groups=groups)
+    assert used == [expected]
+    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, 1, groups), rtol=1e-10, atol=1e-10)
 
 
-def test_depthwise_with_channel_multiplier_matches_the_loop(rng):
-    # groups == C but F = 2C: each channel has two filters (the general path).
-    x = rng.standard_normal((1, 3, 6, 6))
-    w = rng.standard_normal((6, 1, 3, 3))
-    out = conv2d(x, w, None, stride=1, padding=1, groups=3)
-    np.testing.assert_allclose(out, conv_loop(x, w, None, 1, 1, 3), rtol=1e-10, atol=1e-10)
+def test_shifted_multiply_adds_of_a_strided_view_match_the_loop(rng):
+    # The einsum takes every strided case in the networks; the tap loop is still right for them.
+    x = rng.standard_normal((2, 9, 8, 5))
+    w = rng.standard_normal((5, 1, 3, 3))
+    view = ops.windows(ops.pad(x, 1), 3, 3, 2)
+    out = ops._shifted_multiply_adds(view, w[:, 0].transpose(1, 2, 0))
+    np.testing.assert_allclose(out, conv_loop(x, w, None, 2, 1, 5), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("groups", [1, 2, 8])
 def test_conv2d_backends_agree_and_float32_stays_float32(xp, rng, groups):
-    x = rng.standard_normal((2, 8, 10, 9)).astype(np.float32)
+    x = rng.standard_normal((2, 10, 9, 8)).astype(np.float32)
     w = rng.standard_normal((8, 8 // groups, 3, 3)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
     out = conv2d(xp.asarray(x), xp.asarray(w), xp.asarray(b), stride=2, padding=1, groups=groups)
     assert isinstance(out, xp.ndarray)
     assert out.dtype == np.float32
-    assert out.shape == (2, 8, 5, 5)
+    assert out.shape == (2, 5, 5, 8)
     ref = conv_loop(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 2, 1, groups)
     np.testing.assert_allclose(to_numpy(out), ref, rtol=1e-4, atol=1e-4)
 
 
-def test_im2col_columns_are_receptive_fields(rng):
-    x = rng.standard_normal((2, 4, 5, 6))
-    cols = im2col(x, 2, 3, stride=2, groups=2)  # Ho = 2, Wo = 2
-    assert cols.shape == (2, 2 * 2 * 3, 2 * 2 * 2)
-    # group 1, image 1, output position (i, j) = (1, 0): channels 2..3, rows 2..3, columns 0..2
-    np.testing.assert_array_equal(cols[1, :, 1 * 4 + 1 * 2 + 0], x[1, 2:4, 2:4, 0:3].ravel())
+def test_windows_are_the_receptive_fields(rng):
+    x = rng.standard_normal((2, 5, 6, 4))
+    view = ops.windows(x, 2, 3, stride=2)  # Ho = 2, Wo = 2
+    assert view.shape == (2, 2, 2, 2, 3, 4)
+    assert np.shares_memory(view, x)
+    # image 1, output position (i, j) = (1, 0): rows 2..3, columns 0..2
+    np.testing.assert_array_equal(view[1, 1, 0], x[1, 2:4, 0:3])
 
 
-def test_pointwise_conv_of_a_conv_output_needs_no_copy(rng):
-    # 1x1 stride-1 convs are most of the work: conv outputs are laid out so that
-    # the next one's columns are the array itself.
-    x = rng.standard_normal((2, 3, 5, 6))
-    y = conv2d(x, rng.standard_normal((4, 3, 3, 3)), padding=1)
-    assert np.shares_memory(im2col(y, 1, 1), y)
-    w = rng.standard_normal((5, 4, 1, 1))
-    np.testing.assert_allclose(conv2d(y, w), conv_loop(y, w, None, 1, 0, 1), rtol=1e-10, atol=1e-10)
+LAYERS = {
+    "pointwise": ((12, 8, 1, 1), 1, 0, 1),
+    "pointwise, stride 2": ((12, 8, 1, 1), 2, 0, 1),
+    "depthwise, taps": ((8, 1, 3, 3), 1, 1, 8),
+    "depthwise, einsum": ((8, 1, 3, 3), 2, 1, 8),
+    "grouped, im2col": ((12, 4, 3, 3), 2, 1, 2),
+    "grouped, shifted products": ((12, 4, 3, 3), 1, 1, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("pad_out", [0, 1])
+def test_bands_of_rows_on_threads_equal_the_whole_output(monkeypatch, rng, name, pad_out):
+    # A single image's large convs are split into bands of rows, one per thread.
+    shape, stride, padding, groups = LAYERS[name]
+    layer = make_conv(rng.standard_normal(shape), rng.standard_normal(shape[0]), stride, padding, groups, "relu")
+    x = rng.standard_normal((1, 11, 7, 8))
+    whole = layer(x)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_OUTPUTS", 0)
+    bands = []
+    run_bands = parallel.run_bands
+    monkeypatch.setattr(parallel, "run_bands", lambda fn, *args: run_bands(lambda r0, r1: bands.append((r0, r1)) or fn(r0, r1), *args))
+    banded = layer(x, pad_out=pad_out, workers=parallel.Workers(3))
+    assert sorted(bands) == ([(0, 3), (3, 7), (7, 11)] if stride == 1 else [(0, 2), (2, 4), (4, 6)])  # 11 or 6 rows, 3 threads
+    inside = banded[:, pad_out : banded.shape[1] - pad_out, pad_out : banded.shape[2] - pad_out]
+    np.testing.assert_allclose(inside, whole, rtol=1e-12, atol=1e-12)
+    if pad_out:
+        border = np.ones(banded.shape[:3], bool)
+        border[:, 1:-1, 1:-1] = False
+        assert not banded[border].any()
+
+
+def test_run_bands_covers_every_row_once():
+    rows = []
+    parallel.run_bands(lambda r0, r1: rows.extend(range(r0, r1)), 10, parallel.PARALLEL_MIN_OUTPUTS, parallel.Workers(3))
+    assert sorted(rows) == list(range(10))
+    bands = []
+    parallel.run_bands(lambda r0, r1: bands.append((r0, r1)), 10, parallel.PARALLEL_MIN_OUTPUTS - 1, parallel.Workers(3))
+    assert bands == [(0, 10)]  # too small to split
+
+
+def test_workers_map_keeps_the_order():
+    assert parallel.Workers(2).map(lambda v: v * v, range(7)) == [v * v for v in range(7)]
+    assert parallel.Workers(1).map(lambda v: -v, [3, 4]) == [-3, -4]
+
+
+def test_padded_input_is_read_as_it_is(rng):
+    # A layer told its input is padded must not pad again: the output keeps the padded size.
+    layer = make_conv(rng.standard_normal((4, 1, 3, 3)), np.zeros(4), 1, 1, 4)
+    x = rng.standard_normal((1, 5, 6, 4))
+    np.testing.assert_allclose(layer(ops.pad(x, 1), padded=True), layer(x), rtol=1e-12)
+
+
+def test_one_blas_thread_is_harmless_without_threadpoolctl(monkeypatch):
+    monkeypatch.setattr(parallel, "_CONTROLLER", [None])
+    with parallel.one_blas_thread():
+        assert np.ones((3, 3)) @ np.ones(3) == pytest.approx([3, 3, 3])
+
+
+def test_one_blas_thread_limits_blas_to_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    parallel._controller()
+    with parallel.one_blas_thread():
+        inside = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert inside and set(inside) == {1}
 
 
 @pytest.mark.parametrize(
     "x_shape, w_shape, kwargs, message",
     [
         ((3, 4, 4), (2, 3, 3, 3), {}, "x must be"),
-        ((1, 3, 4, 4), (2, 3, 3), {}, "w must be"),
-        ((1, 3, 4, 4), (2, 2, 3, 3), {}, "needs 3"),
+        ((1, 4, 4, 3), (2, 3, 3), {}, "w must be"),
+        ((1, 4, 4, 3), (2, 2, 3, 3), {}, "needs 3"),
         ((1, 4, 4, 4), (3, 2, 3, 3), {"groups": 2}, "must divide"),
-        ((1, 3, 2, 2), (2, 3, 3, 3), {}, "does not fit"),
-        ((1, 3, 4, 4), (2, 3, 3, 3), {"stride": 0}, "stride"),
-        ((1, 3, 4, 4), (2, 3, 3, 3), {"padding": -1}, "padding"),
-        ((1, 3, 4, 4), (2, 3, 3, 3), {"groups": 0}, "groups"),
+        ((1, 2, 2, 3), (2, 3, 3, 3), {}, "does not fit"),
+        ((1, 4, 4, 3), (2, 3, 3, 3), {"stride": 0}, "stride"),
+        ((1, 4, 4, 3), (2, 3, 3, 3), {"padding": -1}, "padding"),
+        ((1, 4, 4, 3), (2, 3, 3, 3), {"groups": 0}, "groups"),
     ],
 )
 def test_conv2d_rejects_bad_arguments_clearly(x_shape, w_shape, kwargs, message):
@@ -124,11 +221,11 @@ def test_conv2d_rejects_bad_arguments_clearly(x_shape, w_shape, kwargs, message)
 
 def test_conv2d_rejects_integer_input():
     with pytest.raises(ValueError, match="must be floating point, got uint8"):
-        conv2d(np.zeros((1, 3, 4, 4), np.uint8), np.zeros((2, 3, 3, 3)))
+        conv2d(np.zeros((1, 4, 4, 3), np.uint8), np.zeros((2, 3, 3, 3)))
 
 
 def test_conv2d_accepts_numpy_integers_as_settings(rng):
-    x = rng.standard_normal((1, 2, 5, 5))
+    x = rng.standard_normal((1, 5, 5, 2))
     w = rng.standard_normal((2, 1, 3, 3))
     out = conv2d(x, w, stride=np.int64(2), padding=np.int32(1), groups=np.int64(2))
     np.testing.assert_allclose(out, conv_loop(x, w, None, 2, 1, 2), rtol=1e-10, atol=1e-10)
@@ -136,19 +233,19 @@ def test_conv2d_accepts_numpy_integers_as_settings(rng):
 
 def test_conv2d_rejects_a_misshaped_bias():
     with pytest.raises(ValueError, match=r"b must have shape \(2,\)"):
-        conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 3, 3, 3)), np.zeros(3))
+        conv2d(np.zeros((1, 4, 4, 3)), np.zeros((2, 3, 3, 3)), np.zeros(3))
 
 
 @pytest.mark.parametrize("conv_bias", [False, True])
 def test_folded_batch_norm_equals_conv_then_batch_norm(rng, conv_bias):
-    x = rng.standard_normal((2, 4, 6, 6))
+    x = rng.standard_normal((2, 6, 6, 4))
     w = rng.standard_normal((6, 2, 3, 3))
     b = rng.standard_normal(6) if conv_bias else None
     gamma, beta, mean = rng.standard_normal((3, 6))
     var = rng.uniform(0.1, 3.0, 6)
     eps = 1e-3
     y = conv2d(x, w, b, stride=1, padding=1, groups=2)
-    expected = gamma[:, None, None] * (y - mean[:, None, None]) / np.sqrt(var[:, None, None] + eps) + beta[:, None, None]
+    expected = gamma * (y - mean) / np.sqrt(var + eps) + beta
     wf, bf = fold_batch_norm(w, gamma, beta, mean, var, eps, b=b)
     assert wf.dtype == np.float32 and bf.dtype == np.float32
     out = conv2d(x, wf.astype(np.float64), bf.astype(np.float64), stride=1, padding=1, groups=2)
@@ -166,17 +263,17 @@ def test_activations(xp):
 
 
 @pytest.mark.parametrize("activation, clip", [(None, None), ("relu", (0, None)), ("relu6", (0, 6))])
-def test_folded_conv_pads_to_same_size_and_applies_its_activation(rng, activation, clip):
-    x = rng.standard_normal((1, 2, 7, 7)).astype(np.float32)
+def test_conv_layer_pads_to_same_size_and_applies_its_activation(rng, activation, clip):
+    x = rng.standard_normal((1, 7, 7, 2)).astype(np.float32)
     w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32) * 3
     b = rng.standard_normal(4).astype(np.float32)
-    out = FoldedConv(w, b, stride=2, activation=activation)(x)
+    out = make_conv(w, b, stride=2, padding=1, activation=activation)(x)
     raw = conv_loop(x, w, b, 2, 1, 1)
     expected = raw if clip is None else np.clip(raw, *clip)
     assert out.shape == (1, 4, 4, 4)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_folded_conv_rejects_an_unknown_activation():
+def test_conv_layer_rejects_an_unknown_activation():
     with pytest.raises(ValueError, match="activation must be one of"):
-        FoldedConv(np.zeros((1, 1, 1, 1)), np.zeros(1), activation="gelu")
+        make_conv(np.zeros((1, 1, 1, 1)), np.zeros(1), activation="gelu")

@@ -1,10 +1,9 @@
 """The encoders against torchvision's own forward pass (skipped without torch and torchvision).
 
-CI cannot run this file: its package registries hold only the CUDA build of
-torchvision, which does not import next to the CPU build of torch that CI
-installs. There, tests/test_encoders.py checks both encoders against feature
-maps recorded from torchvision (tests/fixtures), and this file runs wherever a
-matching torch and torchvision are installed.
+CI (.ci/run) installs torch 2.14.1 with torchvision 0.29.1, their CUDA builds,
+which run on the CPU: PyPI's torchvision does not import beside the CPU-only torch
+2.13.0 that CI used before. Without them, tests/test_encoders.py still checks both
+encoders against feature maps recorded from torchvision (tests/fixtures).
 
 Random weights and random batch-norm statistics, eval mode, saved with
 ``torch.save`` and read back by minicap's torch-free reader, so the whole path

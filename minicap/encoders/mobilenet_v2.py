@@ -21,6 +21,7 @@ networks the tests use.
 
 import math
 
+from minicap.encoders.blocks import Bottleneck
 from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
@@ -82,18 +83,20 @@ def plan(width_mult=1.0, setting=DEFAULT_SETTING):
 
 
 class InvertedResidual:
-    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, C, H, W) -> (N, F, H/s, W/s)."""
+    """x -> project(depthwise(expand(x))), plus x when ``residual``. (N, H, W, C) -> (N, H/s, W/s, F).
+
+    No activation after the sum: the bottleneck stays linear.
+    """
 
     def __init__(self, expand, depthwise, project, residual):
         self.expand, self.depthwise, self.project, self.residual = expand, depthwise, project, residual
         self.stride = depthwise.stride
+        self._block = Bottleneck(expand, depthwise, project, "identity" if residual else None)
 
-    def __call__(self, x):
-        y = x if self.expand is None else self.expand(x)
-        y = self.project(self.depthwise(y))
-        if self.residual:
-            y += x  # no activation after the sum: the bottleneck stays linear
-        return y
+    def __call__(self, x, padded=False, workers=None):
+        """``padded``: x carries the depthwise conv's zero border (only for blocks without ``expand``);
+        ``workers``: threads to share a single image's block (see ``blocks``)."""
+        return self._block(x, padded, workers)
 
     def to(self, device):
         expand = None if self.expand is None else self.expand.to(device)
@@ -101,12 +104,23 @@ class InvertedResidual:
 
 
 class MobileNetV2(Sequential):
-    """MobileNet v2 features with folded batch norm: (N, 3, H, W) float32 -> (N, 1280, ceil(H/32), ceil(W/32))."""
+    """MobileNet v2 features with folded batch norm: (N, H, W, 3) float32 -> (N, ceil(H/32), ceil(W/32), 1280)."""
 
     def __init__(self, layers):
         super().__init__(layers)
-        self.out_channels = layers[-1].weight.shape[0]
+        self.out_channels = layers[-1].out_channels
         self.stride = math.prod(layer.stride for layer in layers)  # 32 unless ``setting`` changes it
+
+    def __call__(self, x, workers=None):
+        stem, *blocks, last = self.layers
+        # The first block (t = 1) starts with its depthwise conv: the stem writes the
+        # zero-bordered map that conv reads, instead of a separate padding copy.
+        padded = blocks[0].expand is None
+        x = stem(x, pad_out=blocks[0].depthwise.padding if padded else 0, workers=workers)
+        for block in blocks:
+            x = block(x, padded, workers)
+            padded = False
+        return last(x, workers=workers)
 
     @classmethod
     def from_state_dict(cls, state, width_mult=1.0, setting=DEFAULT_SETTING):

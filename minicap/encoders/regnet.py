@@ -19,7 +19,8 @@ overall: (N, 3, H, W) -> (N, 400, ceil(H/32), ceil(W/32)) for 400MF.
 import math
 from dataclasses import dataclass
 
-from minicap.encoders.ops import Sequential, relu
+from minicap.encoders.blocks import Bottleneck
+from minicap.encoders.ops import Sequential
 from minicap.encoders.weights import ConvSpec, build_conv, check_state_dict
 
 
@@ -68,16 +69,16 @@ def plan(config=REGNET_X_400MF):
 
 
 class ResBottleneck:
-    """relu(shortcut(x) + c(b(a(x)))), shortcut = proj or identity. (N, C, H, W) -> (N, F, H/s, W/s)."""
+    """relu(shortcut(x) + c(b(a(x)))), shortcut = proj or identity. (N, H, W, C) -> (N, H/s, W/s, F)."""
 
     def __init__(self, proj, a, b, c):
         self.proj, self.a, self.b, self.c = proj, a, b, c
         self.stride = b.stride
+        self._block = Bottleneck(a, b, c, "identity" if proj is None else proj, "relu")
 
-    def __call__(self, x):
-        y = self.c(self.b(self.a(x)))
-        y += x if self.proj is None else self.proj(x)
-        return relu(y, inplace=True)
+    def __call__(self, x, workers=None):
+        """``workers``: threads to share a single image's block (see ``blocks``)."""
+        return self._block(x, workers=workers)
 
     def to(self, device):
         proj = None if self.proj is None else self.proj.to(device)
@@ -85,11 +86,11 @@ class ResBottleneck:
 
 
 class RegNetX(Sequential):
-    """RegNet-X stem and trunk with folded batch norm: (N, 3, H, W) float32 -> (N, widths[-1], ceil(H/32), ceil(W/32))."""
+    """RegNet-X stem and trunk with folded batch norm: (N, H, W, 3) float32 -> (N, ceil(H/32), ceil(W/32), widths[-1])."""
 
     def __init__(self, layers):
         super().__init__(layers)
-        self.out_channels = layers[-1].c.weight.shape[0]
+        self.out_channels = layers[-1].c.out_channels
         self.stride = math.prod(layer.stride for layer in layers)  # 2 ** (1 + number of stages)
 
     @classmethod

@@ -6,7 +6,8 @@ checkpoint is a state dict, {name: array}, with torchvision's module names
 as ``ConvSpec``s: which conv and batch-norm names feed it and the shapes they
 must have. ``check_state_dict`` checks every expected tensor before any is
 used, and reports the missing or misshaped ones at once (how many, and the first
-few names); ``build_conv`` then folds each conv-BN pair into one ``FoldedConv``.
+few names); ``build_conv`` then folds each conv-BN pair into one conv layer
+(``ops.make_conv``), its weights rearranged for channel-last feature maps.
 
 Checkpoints are read by ``minicap.data.torchfile.read_torch_file`` (no PyTorch
 needed); ``.npz`` files holding the same names also work. Any failure to read
@@ -23,7 +24,7 @@ import numpy as np
 
 from minicap.data.download import sha256_of
 from minicap.data.errors import READ_ERRORS
-from minicap.encoders.ops import ACTIVATIONS, FoldedConv, fold_batch_norm
+from minicap.encoders.ops import ACTIVATIONS, fold_batch_norm, make_conv
 
 BN_EPS = 1e-5  # torchvision's BatchNorm2d default, used by both networks
 
@@ -96,12 +97,13 @@ def check_state_dict(state, specs, what):
 
 
 def build_conv(state, spec):
-    """The ``FoldedConv`` for ``spec``: its conv weight with the batch norm after it folded in."""
+    """The conv layer for ``spec``: its conv weight with the batch norm after it folded in,
+    "same" padding ((kernel - 1) // 2), in the formulation that suits its shape."""
     if spec.activation not in ACTIVATIONS:
         raise ValueError(f"{spec.conv}: unknown activation {spec.activation!r}")
     bn = {name: state[f"{spec.bn}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")}
     w, b = fold_batch_norm(state[f"{spec.conv}.weight"], bn["weight"], bn["bias"], bn["running_mean"], bn["running_var"], BN_EPS)
-    return FoldedConv(w, b, spec.stride, spec.groups, spec.activation)
+    return make_conv(w, b, spec.stride, (spec.kernel - 1) // 2, spec.groups, spec.activation)
 
 
 def read_state_dict(path, encoder=None):

@@ -1,0 +1,144 @@
+"""The residual bottleneck both networks are built from, computed in bands of rows or in parts of channels.
+
+MobileNet v2's inverted residual and RegNet-X's bottleneck are the same shape:
+
+    out = act(post(mid(pre(x))) + shortcut(x))
+
+with ``pre`` and ``post`` 1x1 convs, ``mid`` a k x k conv (depthwise or grouped, stride s,
+padding p) and ``shortcut`` x itself, a strided 1x1 conv, or nothing. Two ways to cut
+the work of one block into independent pieces, chosen from the map's size:
+
+- bands of output rows: rows r0 <= i < r1 need only input rows r0*s - p ... (r1-1)*s - p + k - 1
+  (1x1 convs look at one row), so each band is computed from a few rows of the input.
+  A band's maps stay in cache from ``pre`` to ``post``; the rows a band shares with its
+  neighbours (its "halo", k - s rows of ``pre``) are computed by both. For large maps.
+- parts of the hidden channels: ``pre``'s output channels, ``mid`` (one filter or one
+  group per channel slice) and the matching rows of ``post``'s weights only ever meet in
+  ``post``'s sum over channels, so each part gives a partial ``post`` output and the parts
+  are added. No halo, one extra pass over the output. For small maps, whose few rows
+  would leave the halo as large as the band.
+
+On one image each thread takes a band or a part of the whole block, so that the
+threads meet once per block rather than once per conv.
+"""
+
+import math
+
+import numpy as np
+
+from minicap.backend import get_array_module
+from minicap.encoders.memory import empty
+from minicap.encoders.ops import ACTIVATIONS, Depthwise, pad
+
+# A block of one image is split among threads only when its output has at least this many
+# values: below it the hand-over (about 60 us) costs more than the second thread saves.
+SPLIT_MIN_OUTPUTS = 1 << 14
+# Maps with at least this many output rows are split into bands of rows, smaller ones into
+# parts of channels: with 2 threads a band then has 14 rows or more, and its halo (2 rows
+# for a 3x3 conv) adds at most 1/7 to ``pre``.
+BAND_MIN_ROWS = 28
+# Bands hold at most this many values of mid's input (2 MB of float32: about a core's
+# L2 cache), and at least MIN_BAND_ROWS rows, so that the recomputed halo stays small.
+BAND_VALUES = 1 << 19
+MIN_BAND_ROWS = 8
+
+
+class Bottleneck:
+    """act(post(mid(pre(x))) + shortcut(x)) for x (N, H, W, C) -> (N, Ho, Wo, F).
+
+    pre: a 1x1 conv, or None (then x goes straight to ``mid``). shortcut: None,
+    "identity" or a strided 1x1 conv. activation: None or "relu".
+    """
+
+    def __init__(self, pre, mid, post, shortcut=None, activation=None):
+        self.pre, self.mid, self.post, self.shortcut, self.activation = pre, mid, post, shortcut, activation
+        self._parts = {}  # number of parts -> [(pre, mid, post)] on slices of the hidden channels
+
+    def to(self, device):
+        shortcut = self.shortcut if self.shortcut in (None, "identity") else self.shortcut.to(device)
+        pre = None if self.pre is None else self.pre.to(device)
+        return Bottleneck(pre, self.mid.to(device), self.post.to(device), shortcut, self.activation)
+
+    def __call__(self, x, padded=False, workers=None):
+        """``padded``: x already carries mid's zero border (only without ``pre``);
+        ``workers``: threads to share the block of a single image (see ``parallel``)."""
+        xp = get_array_module(x)
+        mid = self.mid
+        k, s, p = mid.kernel[0], mid.stride, mid.padding
+        if self.pre is None and not padded:
+            x, padded = pad(x, p), True
+        inside = x[:, p : x.shape[1] - p, p : x.shape[2] - p] if padded else x  # the unpadded map
+        n, h, w, _ = inside.shape
+        ho, wo, f = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1, self.post.out_channels
+        split = workers is not None and workers.threads > 1 and n == 1 and ho * wo * f >= SPLIT_MIN_OUTPUTS
+        if split and ho < BAND_MIN_ROWS and self.pre is not None:
+            return self._in_parts(x, inside, workers)
+        # Bands small enough for mid's input to stay in cache (on the CPU), and one per thread when split.
+        parts = math.ceil(n * (h + 2 * p) * (w + 2 * p) * mid.out_channels / BAND_VALUES)
+        parts = max(1, min(parts, ho // MIN_BAND_ROWS)) if xp is np else 1
+        if split:
+            parts = max(parts, min(workers.threads, ho))
+        if parts == 1:
+            return self._finish(self._rows(x, inside, 0, ho), inside, 0, ho)
+        bounds = [ho * i // parts for i in range(parts + 1)]
+        out = empty((n, ho, wo, f), x.dtype, xp)
+
+        def band(i):
+            r0, r1 = bounds[i], bounds[i + 1]
+            out[:, r0:r1] = self._finish(self._rows(x, inside, r0, r1), inside, r0, r1)
+
+        if split:
+            workers.map(band, range(parts))
+        else:
+            for i in range(parts):
+                band(i)
+        return out
+
+    def _rows(self, x, inside, r0, r1):
+        """post(mid(pre(x))) for output rows r0 <= i < r1, with post's bias."""
+        k, s, p = self.mid.kernel[0], self.mid.stride, self.mid.padding
+        h = inside.shape[1]
+        lo, hi = r0 * s - p, (r1 - 1) * s - p + k  # the band's input rows, in unpadded coordinates
+        if self.pre is None:
+            band = x[:, lo + p : hi + p]
+        else:  # pre writes its rows inside a zero border; keep border rows only past the image's edges
+            band = self.pre(inside[:, max(lo, 0) : min(hi, h)], pad_out=p)
+            band = band[:, p - max(0, -lo) : band.shape[1] - p + max(0, hi - h)]
+        return self.post(self.mid(band, padded=True))
+
+    def _finish(self, y, inside, r0, r1):
+        """act(y + shortcut) for output rows r0 <= i < r1, in place in y."""
+        s = self.mid.stride
+        if self.shortcut == "identity":
+            y += inside[:, r0:r1]
+        elif self.shortcut is not None:
+            y += self.shortcut(inside[:, r0 * s : (r1 - 1) * s + 1])
+        return ACTIVATIONS[self.activation](y, inplace=True)
+
+    def _in_parts(self, x, inside, workers):
+        """The block as the sum of per-thread parts of its hidden channels, then bias, shortcut, activation."""
+        parts = self._channel_parts(workers.threads)
+        p = self.mid.padding
+
+        def part(i):
+            pre, mid, post = parts[i]
+            return post(mid(pre(inside, pad_out=p), padded=True))
+
+        y, *rest = workers.map(part, range(len(parts)))
+        for partial in rest:
+            y += partial
+        y += self.post.bias
+        return self._finish(y, inside, 0, y.shape[1])
+
+    def _channel_parts(self, count):
+        """[(pre, mid, post)] for ``count`` slices of the hidden channels (whole groups of a grouped mid)."""
+        if count not in self._parts:
+            width = 1 if isinstance(self.mid, Depthwise) else self.mid.group_width
+            units = self.mid.out_channels // width
+            bounds = [units * i // count * width for i in range(count + 1)]
+            self._parts[count] = [
+                (self.pre.output_part(lo, hi), self.mid.part(lo, hi), self.post.input_part(lo, hi))
+                for lo, hi in zip(bounds, bounds[1:])
+                if hi > lo
+            ]
+        return self._parts[count]
