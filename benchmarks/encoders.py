@@ -47,7 +47,7 @@ CASES = ((64, 112), (1, 224), (1, 448))  # (images, side): coco.pt batches, `min
 def cpu_model():
     """The processor's name, from /proc/cpuinfo (or lscpu), else what platform says."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
@@ -93,7 +93,7 @@ def torch_input(images):
 def cpu_busy(interval=0.5):
     """The fraction of the machine's CPU time spent busy over ``interval`` seconds (from /proc/stat), or None."""
     def snapshot():
-        with open("/proc/stat") as f:
+        with open("/proc/stat", encoding="utf-8") as f:
             values = [int(v) for v in f.readline().split()[1:]]
         return sum(values), values[3] + values[4]  # all, idle + iowait
 

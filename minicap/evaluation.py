@@ -51,6 +51,11 @@ def generate(model, features, beam_size=1, max_length=20, batch_size=256):
     cell, the attention of every generated word (N, max_length, Hs, Ws).
     """
     check_decoding_fits(model, min(len(features), batch_size), beam_size, max_length)
+    with threads.for_model(model, min(len(features), batch_size) * beam_size):
+        return _generate(model, features, beam_size, max_length, batch_size)
+
+
+def _generate(model, features, beam_size, max_length, batch_size):
     captions, attention = [], []
     for start in range(0, len(features), batch_size):
         batch = to_device(np.asarray(features[start:start + batch_size]), model.device)
@@ -92,8 +97,7 @@ def evaluate_model(model, data, split="test", beam_size=3, max_length=None, batc
         max_length = data[f"{split}_captions"].shape[1] - 1  # <START>..<END> fit in T+1
     refs = references_by_image(data, split)
     images = sorted(refs)[:max_images] if max_images else sorted(refs)
-    with threads.for_model(model, min(batch_size, len(images)) * beam_size):
-        ids, attention = generate(model, data[key][images], beam_size, max_length, batch_size)
+    ids, attention = generate(model, data[key][images], beam_size, max_length, batch_size)
     texts = decode_captions(ids, data["idx_to_word"])
     metrics = evaluate({i: refs[i] for i in images}, dict(zip(images, texts)))
     if f"{split}_objects" in data:

@@ -52,6 +52,8 @@ SMALL_STEP = 2 ** 24
 # makes it slower than one).
 MIN_GAIN = 1.2
 
+PROBE_ROWS = 1024
+
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 _chosen = threading.local()
@@ -123,8 +125,8 @@ class _Policy:
         H = self.model.hidden_dim
         G = self.model.cell.gates * H
         n = threads_for(self.rows, H, G)
-        if n is None:
-            n = _measured_choice(self.rows, H, G, self.model.dtype)
+        if n is None:  # measured on at most PROBE_ROWS rows: the product's shape, not its bulk
+            n = _measured_choice(min(self.rows, PROBE_ROWS), H, G, self.model.dtype)
         if n is not None:
             self._limiter = _threadpool_limits(n)
         self.choice = n
