@@ -299,11 +299,27 @@ def test_a_failed_make_leaves_nothing_behind(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_without_the_examples_only_the_exercise_notebooks_are_written(tmp_path):
-    """An installed wheel has the package but not examples/ or docs/: the exercise notebooks
-    still come, and no empty docs folder."""
+def test_without_the_examples_only_the_exercise_notebooks_are_written(tmp_path, monkeypatch):
+    """A package without examples/ or docs/ beside it or under sys.prefix: the exercise
+    notebooks still come, and no empty docs folder."""
     root = tmp_path / "source"
     shutil.copytree(REPO / "minicap", root / "minicap", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "empty_prefix"))
     made = make_assignment(tmp_path / "student", parts=("optim",), source_root=root)
     assert made["notebooks"] == ["1_optim.ipynb"]
     assert not (tmp_path / "student" / "docs").exists()
+
+
+def test_a_wheel_install_takes_docs_and_examples_from_its_data_files(tmp_path, monkeypatch):
+    """setup.cfg installs docs/ and examples/ under <prefix>/share/minicap; the maker reads them there."""
+    root = tmp_path / "site-packages"
+    shutil.copytree(REPO / "minicap", root / "minicap", ignore=shutil.ignore_patterns("__pycache__"))
+    prefix = tmp_path / "prefix"
+    shutil.copytree(REPO / "docs", prefix / "share" / "minicap" / "docs", ignore=shutil.ignore_patterns("images"))
+    shutil.copytree(REPO / "examples", prefix / "share" / "minicap" / "examples")
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    made = make_assignment(tmp_path / "student", parts=("lstm",), source_root=root)
+    assert (tmp_path / "student" / "docs" / "layers.md").is_file()
+    assert any(name.startswith("example_") for name in made["notebooks"])
+    setup = (REPO / "setup.cfg").read_text(encoding="utf-8")
+    assert "share/minicap/docs = docs/*.md" in setup and "share/minicap/examples = examples/*.py" in setup

@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 from .exercises import EXERCISES, PARTS, exercises_of
@@ -110,8 +111,9 @@ def make_assignment(dest, parts=PARTS, source_root=None):
     work = pathlib.Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         stubbed = _write_package(root / "minicap", work / "minicap", parts)
-        notebooks = _write_notebooks(root, work, parts)
-        _write_docs(root / "docs", work / "docs")
+        resources = resource_root(root)
+        notebooks = _write_notebooks(resources, work, parts)
+        _write_docs(resources / "docs", work / "docs")
         _write_project_files(work, parts, notebooks)
         (work / "minicap" / MARKER).write_text(json.dumps({"parts": list(parts)}, indent=1) + "\n",
                                               encoding="utf-8")
@@ -173,8 +175,17 @@ def student_layers_doc(text):
 _DERIVE = ("Backward: derive it yourself, that is the exercise; `minicap check` says when it is right.")
 
 
+def resource_root(root):
+    """Where ``docs/`` and ``examples/`` are: beside the package in a source checkout, or
+    where a wheel installs them (``<prefix>/share/minicap``, setup.cfg's data_files)."""
+    if (root / "docs").is_dir():
+        return root
+    installed = pathlib.Path(sys.prefix) / "share" / "minicap"
+    return installed if (installed / "docs").is_dir() else root
+
+
 def _write_docs(docs, target):
-    """The docs a student needs; none when minicap is installed without its docs/ (a wheel)."""
+    """The docs a student needs; none when neither a checkout nor an install has them."""
     for name in _DOCS:
         source = docs / name
         if not source.is_file():
