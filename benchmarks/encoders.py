@@ -37,30 +37,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from machine import cpu_model  # noqa: E402
 from minicap.encoders import load_encoder  # noqa: E402
 from minicap.encoders.encoder import IMAGENET_MEAN, IMAGENET_STD, default_threads  # noqa: E402
 
 ENCODERS = ("mobilenet_v2", "regnet_x_400mf")
 CASES = ((64, 112), (1, 224), (1, 448))  # (images, side): coco.pt batches, `minicap caption`, a larger photo
-
-
-def cpu_model():
-    """The processor's name, from /proc/cpuinfo (or lscpu), else what platform says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def torchvision_trunk(name, seed=1):
