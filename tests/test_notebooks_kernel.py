@@ -3,14 +3,18 @@ a student's stubbed copy reports "not implemented" in its check cells instead of
 stopping, the solved library passes them, and an example's figure shows inline.
 Skipped where nbclient or ipykernel are not installed (.ci/run installs them)."""
 
+import importlib.util
 import os
 import pathlib
 
 import pytest
 
 nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 nbformat = pytest.importorskip("nbformat")
+# Not imported here: the kernel process imports it; this process must stay "not a kernel"
+# (minicap.teaching.show_figure looks for ipykernel in sys.modules).
+if importlib.util.find_spec("ipykernel") is None:
+    pytest.skip("ipykernel is not installed", allow_module_level=True)
 
 from minicap.teaching.maker import make_assignment  # noqa: E402
 
