@@ -33,7 +33,6 @@ docs/performance.md has the measurements behind ``SMALL_STEP``.
 
 import contextlib
 import logging
-import os
 import statistics
 import threading
 import time
@@ -53,8 +52,6 @@ SMALL_STEP = 2 ** 24
 MIN_GAIN = 1.2
 
 PROBE_ROWS = 1024
-
-ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 _chosen = threading.local()
 
@@ -173,12 +170,3 @@ def _measured_choice(rows, H, G, dtype):
               n, gain, rows, H, H, G)
     return None if gain >= MIN_GAIN else 1
 
-
-def describe():
-    """One line: the BLAS libraries NumPy uses and their thread counts, and the environment."""
-    from threadpoolctl import threadpool_info
-
-    blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')}): "
-                     f"{i.get('num_threads')} threads" for i in threadpool_info() if i.get("user_api") == "blas")
-    env = ", ".join(f"{k}={os.environ[k]}" for k in ENV_VARS if k in os.environ)
-    return f"{blas or 'no BLAS found'}" + (f" [{env}]" if env else "")
