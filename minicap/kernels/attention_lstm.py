@@ -24,7 +24,7 @@ from ..layers._checks import (
 from ._through_time import batch_major, recurrent_weight_grad
 from .attention import attend, scores_backward
 from .embed_project import project_words, project_words_backward
-from .lstm import cell_backward, cell_forward
+from .lstm import cell_backward, cell_forward, step_backward, step_forward
 
 
 def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
@@ -33,13 +33,10 @@ def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
     x: (N, D); prev_h, prev_c, attn: (N, H); Wx: (D, 4H); Wh, Wattn: (H, 4H);
     b: (4H,). Returns next_h (N, H), next_c (N, H) and a cache.
     """
-    N, D, H = check_lstm_step(x, prev_h, prev_c, Wx, Wh, b, attn, Wattn)
+    check_lstm_step(x, prev_h, prev_c, Wx, Wh, b, attn, Wattn)
     xp = get_array_module(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)
     gates = x @ Wx + prev_h @ Wh + attn @ Wattn + b  # pre-activations, turned into gates in place
-    next_c = xp.empty((N, H), dtype=gates.dtype)
-    tanh_c = xp.empty((N, H), dtype=gates.dtype)
-    cell_forward(xp, gates, prev_c, next_c, tanh_c)
-    next_h = gates[:, 2 * H : 3 * H] * tanh_c
+    next_h, next_c, tanh_c = step_forward(xp, gates, prev_c)
     return next_h, next_c, (x, prev_h, prev_c, attn, Wx, Wh, Wattn, gates, tanh_c)
 
 
@@ -50,10 +47,7 @@ def attention_lstm_step_backward(dnext_h, dnext_c, cache):
     x, prev_h, prev_c, attn, Wx, Wh, Wattn, gates, tanh_c = cache
     expect_grad("dnext_h", dnext_h, prev_h.shape, "next_h")
     expect_grad("dnext_c", dnext_c, prev_c.shape, "next_c")
-    xp = get_array_module(dnext_h, dnext_c)
-    da = xp.empty_like(gates)
-    dprev_c = xp.empty(prev_c.shape, dtype=gates.dtype)
-    cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c)
+    da, dprev_c = step_backward(get_array_module(dnext_h, dnext_c), dnext_h, dnext_c, gates, prev_c, tanh_c)
     return (da @ Wx.T, da @ Wh.T, dprev_c, da @ Wattn.T,
             x.T @ da, prev_h.T @ da, attn.T @ da, da.sum(axis=0))
 

@@ -27,7 +27,9 @@ def temporal_softmax_loss(x, y, mask):
     targets = y.reshape(N * T)
     if isinstance(x, Scores):
         # Only the kept rows are scored; the masked ones would get a zero gradient anyway.
-        kept = None if bool(keep.all()) else xp.flatnonzero(keep)  # one sync, like the model's trimming
+        kept = xp.flatnonzero(keep)  # one sync (a data-dependent size), like the model's trimming
+        if kept.size == keep.size:
+            kept = None  # every row is kept: score x as it is, no gather
         rows, inputs = x.kept_scores(kept)
         loss, drows = _loss_rows(xp, rows, targets if kept is None else targets[kept], None, N)
         return loss, KeptRowGradients(drows, kept, inputs, (N, T, V))

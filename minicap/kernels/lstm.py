@@ -87,19 +87,34 @@ def cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c):
     dc *= f
 
 
+def step_forward(xp, gates, prev_c):
+    """One step's cell on its own buffers: gates (N, 4H) holds the pre-activations and
+    becomes the gates. Returns next_h, next_c, tanh_c (N, H) each."""
+    N, H = prev_c.shape
+    next_c = xp.empty((N, H), dtype=gates.dtype)
+    tanh_c = xp.empty((N, H), dtype=gates.dtype)
+    cell_forward(xp, gates, prev_c, next_c, tanh_c)
+    return gates[:, 2 * H : 3 * H] * tanh_c, next_c, tanh_c
+
+
+def step_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c):
+    """Backward of ``step_forward``: da (N, 4H) and dprev_c (N, H), in new arrays."""
+    da = xp.empty_like(gates)
+    dprev_c = xp.empty(prev_c.shape, dtype=gates.dtype)
+    cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c)
+    return da, dprev_c
+
+
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     """One LSTM step on a = x @ Wx + prev_h @ Wh + b (gates i, f, o, g).
 
     x: (N, D); prev_h, prev_c: (N, H); Wx: (D, 4H); Wh: (H, 4H); b: (4H,).
     Returns next_h (N, H), next_c (N, H) and a cache for ``lstm_step_backward``.
     """
-    N, D, H = check_lstm_step(x, prev_h, prev_c, Wx, Wh, b)
+    check_lstm_step(x, prev_h, prev_c, Wx, Wh, b)
     xp = get_array_module(x, prev_h, prev_c, Wx, Wh, b)
     gates = x @ Wx + prev_h @ Wh + b  # pre-activations, turned into gates in place
-    next_c = xp.empty((N, H), dtype=gates.dtype)
-    tanh_c = xp.empty((N, H), dtype=gates.dtype)
-    cell_forward(xp, gates, prev_c, next_c, tanh_c)
-    next_h = gates[:, 2 * H : 3 * H] * tanh_c
+    next_h, next_c, tanh_c = step_forward(xp, gates, prev_c)
     return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, gates, tanh_c)
 
 
@@ -111,10 +126,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     x, prev_h, prev_c, Wx, Wh, gates, tanh_c = cache
     expect_grad("dnext_h", dnext_h, prev_h.shape, "next_h")
     expect_grad("dnext_c", dnext_c, prev_c.shape, "next_c")
-    xp = get_array_module(dnext_h, dnext_c)
-    da = xp.empty_like(gates)
-    dprev_c = xp.empty(prev_c.shape, dtype=gates.dtype)
-    cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c)
+    da, dprev_c = step_backward(get_array_module(dnext_h, dnext_c), dnext_h, dnext_c, gates, prev_c, tanh_c)
     return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
 
 

@@ -17,7 +17,8 @@ kept rows alone. Anything else that reads a ``Scores`` gets the full array
 """
 
 from ..backend import get_array_module, scatter_add
-from ..layers._checks import expect_grad, expect_shape, shape_of
+from ..layers._checks import check_temporal_affine, expect_grad
+from ..layers.affine import temporal_affine_backward as course_temporal_affine_backward
 
 
 class Scores:
@@ -34,7 +35,7 @@ class Scores:
 
     @property
     def dtype(self):
-        return (self.x[:1, :1, :1] @ self.w[:1, :1]).dtype
+        return get_array_module(self.x, self.w).result_type(self.x.dtype, self.w.dtype)
 
     def compute(self):
         """The array itself, (N, T, V)."""
@@ -65,22 +66,17 @@ class KeptRowGradients:
 def temporal_affine_forward(x, w, b):
     """x: (N, T, H); w: (H, V); b: (V,). Returns ``Scores`` standing for
     out[:, t] = x[:, t] @ w + b (N, T, V), and a cache."""
-    H, V = expect_shape("w", w, ("H", "V"), (None, None))
-    expect_shape("b", b, ("V",), (V,), match=shape_of("w", w))
-    expect_shape("x", x, ("N", "T", "H"), (None, None, H), match=shape_of("w", w))
+    check_temporal_affine(x, w, b)
     return Scores(x, w, b), (x, w)
 
 
 def temporal_affine_backward(dout, cache):
     """dx (N, T, H), dw (H, V), db (V,) from dout (N, T, V) or ``KeptRowGradients``."""
+    if not isinstance(dout, KeptRowGradients):
+        return course_temporal_affine_backward(dout, cache)  # an ordinary gradient: the course's
     x, w = cache
     N, T, H = x.shape
-    V = w.shape[1]
-    if not isinstance(dout, KeptRowGradients):
-        expect_grad("dout", dout, (N, T, V), "out")
-        dout2 = dout.reshape(N * T, V)
-        return (dout2 @ w.T).reshape(N, T, H), x.reshape(N * T, H).T @ dout2, dout2.sum(axis=0)
-    expect_grad("dout", dout, (N, T, V), "out")
+    expect_grad("dout", dout, (N, T, w.shape[1]), "out")
     values, kept, rows = dout.values, dout.kept, dout.rows
     drows = values @ w.T
     if kept is None:

@@ -140,6 +140,14 @@ def expect_grad(name, grad, shape, of):
 
 # --- whole calls: each layer (and its fast kernel) checks its arguments in one line -----
 
+def check_temporal_affine(x, w, b):
+    """temporal_affine_forward's arguments; returns (N, T, H, V)."""
+    H, V = expect_shape("w", w, ("H", "V"), (None, None))
+    expect_shape("b", b, ("V",), (V,), match=shape_of("w", w))
+    N, T, _ = expect_shape("x", x, ("N", "T", "H"), (None, None, H), match=shape_of("w", w))
+    return N, T, H, V
+
+
 def check_rnn_step(x, prev_h, Wx, Wh, b):
     """rnn_step_forward's arguments; returns (N, D, H)."""
     D, H = expect_rnn_weights(Wx, Wh, b)

@@ -7,7 +7,7 @@ maps every hidden state of a caption to vocabulary scores. Weights are stored
 
 import math
 
-from ._checks import expect_grad, expect_shape, shape_of
+from ._checks import check_temporal_affine, expect_grad, expect_shape, shape_of
 
 
 def affine_forward(x, w, b):
@@ -54,9 +54,7 @@ def temporal_affine_forward(x, w, b):
     x: (N, T, H); w: (H, V); b: (V,). Returns out (N, T, V) and a cache.
     (H and V are the model's use: hidden states to vocabulary scores.)
     """
-    H, V = expect_shape("w", w, ("H", "V"), (None, None))
-    expect_shape("b", b, ("V",), (V,), match=shape_of("w", w))
-    N, T, _ = expect_shape("x", x, ("N", "T", "H"), (None, None, H), match=shape_of("w", w))
+    N, T, H, V = check_temporal_affine(x, w, b)
     # BEGIN SOLUTION
     out = (x.reshape(N * T, H) @ w + b).reshape(N, T, V)
     cache = (x, w)
