@@ -91,6 +91,7 @@ class CaptioningRNN:
             warnings.warn(f"word_to_idx has {len(self.word_to_idx)} words, so V = {self.vocab_size} and ids "
                           f"must lie in [0, {self.vocab_size}); these can never be used: {', '.join(unusable[:5])}"
                           + (" ..." if len(unusable) > 5 else ""), stacklevel=2)
+        self._gaps = [i for i, word in enumerate(self.idx_to_word) if word is None]  # ids without a word
         self._null = self.word_to_idx["<NULL>"]
         self._start = self.word_to_idx.get("<START>")
         self._end = self.word_to_idx.get("<END>")
@@ -292,7 +293,7 @@ class CaptioningRNN:
     def never_generated(self):
         """Ids the decoders never emit: <NULL>, <START>, and ids below V without a word."""
         null, start, _ = self.decoding_ids()
-        return [null, start] + [i for i, word in enumerate(self.idx_to_word) if word is None]
+        return [null, start] + self._gaps
 
     # ---------------------------------------------------------- input checks
     def check_features(self, features):
