@@ -187,6 +187,7 @@ class CaptioningSolver:
         self._rng = np.random.default_rng(seed)
         self._order, self._position = None, 0  # this epoch's permutation, rows done
         self._pending = []  # (loss, grads finite) device scalars since the last sync
+        self._threads = None  # the BLAS thread policy while train() runs (minicap.threads)
         self._committing = False  # True while parameters / optimizer state are half-updated
         self._good_params, self._good_average, self._good_iteration = None, None, 0
         self.resumed_from = None  # the checkpoint file the state was loaded from, if any
@@ -285,9 +286,8 @@ class CaptioningSolver:
         total = self.num_epochs * self.iterations_per_epoch
         bar_on = self.verbose and _is_terminal(sys.stdout)
         with ExitStack() as stack:
-            # a CaptioningRNN: BLAS threads by its size and the machine's load (minicap.threads)
-            self._threads = stack.enter_context(threads.for_model(self.model, self.batch_size)) \
-                if hasattr(self.model, "cell") else None
+            # BLAS threads by the model's size and the machine's load (minicap.threads)
+            self._threads = stack.enter_context(threads.for_model(self.model, self.batch_size))
             stop = stack.enter_context(DeferredInterrupt())
             if bar_on:
                 stack.enter_context(logging_redirect_tqdm())
@@ -437,7 +437,7 @@ class CaptioningSolver:
         parts += [f"{k} {v:.4f}" for k, v in metrics.items()]
         parts += [] if written is None else [f"checkpoint {written}"]
         self.logger.log(level, ", ".join(parts))
-        if getattr(self, "_threads", None) is not None and self.epoch < self.num_epochs:
+        if self._threads is not None and self.epoch < self.num_epochs:
             self._threads.recheck()  # the machine's load may have changed: measure again
 
     @contextmanager

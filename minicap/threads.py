@@ -96,8 +96,9 @@ def threads_for(rows, hidden_dim, gate_width):
 def for_model(model, rows):
     """A context manager: the block runs ``model``'s work on ``rows`` rows per step (a
     batch, or a batch times the beam) with the threads the rules above give. Its
-    ``recheck()`` measures again (the solver calls it at every epoch). On the GPU, or
-    inside ``limit(n)``: no change."""
+    ``recheck()`` measures again (the solver calls it at every epoch). On the GPU, inside
+    ``limit(n)``, or for a model that is not a ``CaptioningRNN`` (no recurrent cell to
+    size): no change."""
     return _Policy(model, rows)
 
 
@@ -117,7 +118,7 @@ class _Policy:
     def recheck(self):
         """Choose again (another process may have started or stopped since)."""
         self._restore()
-        if chosen() is not None or self.model.device != "cpu":
+        if chosen() is not None or not hasattr(self.model, "cell") or self.model.device != "cpu":
             return
         H = self.model.hidden_dim
         G = self.model.cell.gates * H
