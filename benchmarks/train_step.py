@@ -83,6 +83,12 @@ def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast", padding=0
     from minicap import CaptioningRNN, optim
     from minicap.backend import to_device
 
+    try:  # what CaptioningSolver.train does first; a --baseline checkout may predate it
+        from minicap.heap import keep_freed_memory
+    except ImportError:
+        pass
+    else:
+        keep_freed_memory()
     s = shapes
     rng = np.random.default_rng(0)
     options = {} if impl == "fast" else {"impl": impl}  # a baseline checkout may predate impl
