@@ -2,7 +2,9 @@
 
 One training step = loss, backward, and an Adam update of every parameter, at
 the shapes of a realistic COCO run (N=128, T=16, D=512, W=256, H=512, V=1004,
-float32; the attention cell over a 4x4 grid of D=512 features).
+float32; the attention cell over a 4x4 grid of D=512 features). minicap's step
+runs as ``CaptioningSolver.train`` runs it: inside the thread policy
+(``minicap.threads.for_model``) and with freed memory kept (``minicap.heap``).
 
 Each measurement runs in its own process, alternating minicap and PyTorch
 (A B A B ...); the script prints medians, the ratio minicap / PyTorch (below 1
@@ -26,6 +28,7 @@ PyTorch is optional: without it only minicap's times are printed. With
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -109,11 +112,18 @@ def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast", padding=0
 
         result = benchmark(step, n_repeat=steps, n_warmup=2)
         return [float(t) for t in result.gpu_times[0]]
+    try:  # the thread policy CaptioningSolver.train runs in; a --baseline checkout may predate it
+        from minicap.threads import for_model
+    except ImportError:
+        policy = contextlib.nullcontext()
+    else:
+        policy = for_model(model, s["N"])
     times = []
-    for _ in range(steps + 2):  # two warm-up steps
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    with policy:
+        for _ in range(steps + 2):  # two warm-up steps
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
     return times[2:]
 
 
