@@ -135,6 +135,20 @@ def scatter_add(dst, idx, src):
     return dst
 
 
+def add_at_distinct(dst, idx, src):
+    """``dst[idx] += src`` where ``idx`` never names the same position twice, in place.
+
+    With no repeats, NumPy's plain fancy-index ``+=`` is exact, and much faster
+    than ``add.at``, which handles one element at a time (3.5 ms against well
+    under one for the kept rows of a padded COCO batch). On the GPU it stays
+    ``scatter_add``: one kernel either way, and safe whatever the indices.
+    """
+    if get_array_module(dst) is np:
+        dst[idx] += src
+        return dst
+    return scatter_add(dst, idx, src)
+
+
 def scatter_rows(ids, rows, V, dtype):
     """(V, C) table whose row v is the sum of the rows of ``rows`` at ids == v.
 

@@ -64,3 +64,19 @@ def test_to_device_keeps_named_tuples():
     assert type(moved) is Batch
     np.testing.assert_array_equal(moved.features, np.zeros(2))
     assert moved.captions[1] == "name"
+
+
+def test_add_at_distinct_equals_scatter_add_for_distinct_positions(xp):
+    rng = np.random.default_rng(0)
+    # whole rows at distinct row ids (the kept rows of the scores' backward)
+    rows = xp.asarray(rng.permutation(10)[:6])
+    src = xp.asarray(rng.standard_normal((6, 3)))
+    start = xp.asarray(rng.standard_normal((10, 3)))
+    got = backend.add_at_distinct(start.copy(), rows, src)
+    assert xp.array_equal(got, scatter_add(start.copy(), rows, src))
+    # one element per row (the loss's one-hot term)
+    cols = xp.asarray(rng.integers(0, 3, 10))
+    vals = xp.asarray(rng.standard_normal(10))
+    got = backend.add_at_distinct(start.copy(), (xp.arange(10), cols), vals)
+    assert xp.array_equal(got, scatter_add(start.copy(), (xp.arange(10), cols), vals))
+    assert not xp.array_equal(got, start)

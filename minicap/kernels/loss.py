@@ -6,7 +6,7 @@ of an (N*T, V) comparison. Given the deferred ``Scores`` of
 ``kernels.temporal_affine_forward``, only the rows whose target is kept are
 scored at all (``scores.py``)."""
 
-from ..backend import get_array_module
+from ..backend import add_at_distinct, get_array_module
 from ..layers._checks import check_softmax_loss
 from .scores import KeptRowGradients, Scores
 
@@ -65,6 +65,6 @@ def _loss_rows(xp, e, targets, keep, N):
     else:
         scale = xp.where(keep, 1.0 / N, 0.0).astype(dtype)
     e *= (scale / z)[:, None]
-    # One element per row, so no index repeats and a plain fancy-index update is exact.
-    e[xp.arange(M), targets] -= scale
+    # One element per row: no position repeats.
+    add_at_distinct(e, (xp.arange(M), targets), -scale)
     return xp.asarray(loss, dtype=dtype), e

@@ -16,7 +16,7 @@ kept rows alone. Anything else that reads a ``Scores`` gets the full array
 (``compute()``, indexing).
 """
 
-from ..backend import get_array_module
+from ..backend import add_at_distinct, get_array_module
 from ..layers._checks import check_temporal_affine, expect_grad
 from ..layers.affine import temporal_affine_backward as course_temporal_affine_backward
 
@@ -84,7 +84,5 @@ def temporal_affine_backward(dout, cache):
     else:
         xp = get_array_module(values)
         dx = xp.zeros((N * T, H), dtype=drows.dtype)
-        # Kept positions are distinct, so a plain assignment is exact; an unbuffered
-        # scatter-add (add.at) would cost more than the rest of this function.
-        dx[kept] = drows
+        add_at_distinct(dx, kept, drows)  # kept positions are distinct
     return dx.reshape(N, T, H), rows.T @ values, values.sum(axis=0)
