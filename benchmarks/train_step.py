@@ -3,8 +3,8 @@
 One training step = loss, backward, and an Adam update of every parameter, at
 the shapes of a realistic COCO run (N=128, T=16, D=512, W=256, H=512, V=1004,
 float32; the attention cell over a 4x4 grid of D=512 features). minicap's step
-runs inside the thread policy, as ``CaptioningSolver.train`` runs it
-(``minicap.threads.for_model``).
+runs as ``CaptioningSolver.train`` runs it: inside the thread policy
+(``minicap.threads.for_model``) and with freed memory kept (``minicap.heap``).
 
 Each measurement runs in its own process, alternating minicap and PyTorch
 (A B A B ...); the script prints medians, the ratio minicap / PyTorch (below 1
@@ -86,6 +86,12 @@ def minicap_step_times(cell, steps, shapes, device="cpu", impl="fast", padding=0
     from minicap import CaptioningRNN, optim
     from minicap.backend import to_device
 
+    try:  # what CaptioningSolver.train does first; a --baseline checkout may predate it
+        from minicap.heap import keep_freed_memory
+    except ImportError:
+        pass
+    else:
+        keep_freed_memory()
     s = shapes
     rng = np.random.default_rng(0)
     options = {} if impl == "fast" else {"impl": impl}  # a baseline checkout may predate impl

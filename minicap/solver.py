@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import optim, threads
+from . import heap, optim, threads
 from .argcheck import check_int, check_real
 from .atomic import remove_stale_temporaries
 from .averaging import ParameterAverage
@@ -285,6 +285,9 @@ class CaptioningSolver:
         self._follow_the_model()
         total = self.num_epochs * self.iterations_per_epoch
         bar_on = self.verbose and _is_terminal(sys.stdout)
+        # Every step allocates the same large temporaries: keep freed memory for the next
+        # one instead of faulting fresh pages in again (minicap.heap).
+        heap.keep_freed_memory()
         with ExitStack() as stack:
             # BLAS threads by the model's size and the machine's load (minicap.threads)
             self._threads = stack.enter_context(threads.for_model(self.model, self.batch_size))
