@@ -6,8 +6,14 @@ them from malloc, and glibc hands memory that large back to the kernel when it i
 freed, either at once (blocks above its mmap threshold) or once the free space at
 the top of the heap passes its trim threshold. The next step's arrays then get
 fresh pages from the kernel, and every 4 KiB page costs a page fault the first
-time it is written: about 3,700 faults a step for the LSTM above, 7% of its time
-on a two-core cloud machine (docs/performance.md), where faults are slow.
+time it is written: 3,200 to 4,100 faults a step for the LSTM above.
+
+glibc adjusts both thresholds by itself, so whether a step falls into this
+depends on the order and sizes of its allocations: a small change to a layer can
+tip it over. Measured on a two-core cloud machine (docs/performance.md), a COCO
+LSTM step with 30 % padding took 194-198 ms with glibc's own thresholds and
+152-162 ms with the ones below, while the same step without padding happened to
+stay clear of it.
 
 ``keep_freed_memory()`` raises both thresholds, so that freed blocks stay in the
 process and the next step reuses them without faults: arrays up to
