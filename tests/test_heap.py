@@ -61,3 +61,12 @@ def test_training_keeps_freed_memory(monkeypatch):
     monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append(1))
     CaptioningSolver(ToyCaptioner(), toy_data(), batch_size=5, num_epochs=1, verbose=False).train()
     assert calls
+
+
+def test_every_cli_command_keeps_freed_memory(monkeypatch, tmp_path, capsys):
+    from minicap.cli import main
+
+    calls = []
+    monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append(1))
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2  # fails inside the command: after the call
+    assert calls

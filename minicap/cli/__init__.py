@@ -82,7 +82,7 @@ def main(argv=None):
 
 
 def _main(argv):
-    from .. import threads
+    from .. import heap, threads
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -99,6 +99,9 @@ def _main(argv):
         logging.getLogger("minicap.solver.iterations").setLevel(logging.DEBUG if args.debug else logging.WARNING)
         # a changed learning rate on --resume is reported even with --quiet
         logging.getLogger("minicap.runs").setLevel(logging.DEBUG if args.debug else logging.INFO)
+    # Every command repeats large NumPy allocations (training steps, decoding batches,
+    # encoder chunks): keep freed memory for reuse instead of faulting it in again.
+    heap.keep_freed_memory()
     try:
         with threads.limit(getattr(args, "threads", None)):
             return args.run(args) or 0
