@@ -87,10 +87,13 @@ def test_depthwise_formulation_is_chosen_from_the_shape(monkeypatch, rng):
         assert len(calls) == expected, (channels, stride)
 
 
-@pytest.mark.parametrize("size, stride, expected", [((9, 8), 1, "_shifted_products"), ((3, 3), 1, "_im2col"), ((9, 8), 2, "_im2col")])
+@pytest.mark.parametrize(
+    "size, stride, expected",
+    [((14, 14), 1, "_shifted_products"), ((7, 7), 1, "_im2col"), ((3, 3), 1, "_im2col"), ((14, 14), 2, "_im2col")],
+)
 @pytest.mark.parametrize("groups", [1, 3])
 def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monkeypatch, rng, size, stride, expected, groups):
-    # Stride 1 on a map whose padded grid is at most twice the output: shifted products; else im2col.
+    # Stride 1 on a map whose padded grid is at most 1.5 times the output (14x14: 256 / 196): shifted products; else im2col (7x7: 81 / 49).
     x = rng.standard_normal((2, *size, 6))
     w = rng.standard_normal((6, 6 // groups, 3, 3))
     b = rng.standard_normal(6)
