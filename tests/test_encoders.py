@@ -128,7 +128,8 @@ def test_one_image_shared_by_threads_gives_the_same_features(monkeypatch, rng, n
     image = rng.integers(0, 256, (1, 3, 160, 144), dtype=np.uint8)
     serial = load_encoder(name, weights=state, threads=1)(image)
     if large:  # shared in bands of rows, else through BLAS's threads
-        monkeypatch.setattr(parallel, "THREAD_BANDS_MIN_PIXELS", 160 * 144)
+        network = {"mobilenet_v2": mobilenet_v2.MobileNetV2, "regnet_x_400mf": regnet.RegNetX}[name]
+        monkeypatch.setattr(network, "bands_min_pixels", 160 * 144)
     bands = []
     run_bands = parallel.run_bands
     monkeypatch.setattr(parallel, "run_bands", lambda fn, rows, workers: bands.append(parallel.splits(rows, workers)) or run_bands(fn, rows, workers))

@@ -179,13 +179,12 @@ def test_run_bands_covers_every_row_once():
     assert bands == [(0, 1), (0, 10)]  # one thread
 
 
-@pytest.mark.parametrize("side, bands, blas", [(256, True, []), (255, False, [3])])
-def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch, side, bands, blas):
+@pytest.mark.parametrize("side, least, bands, blas", [(256, 256 * 256, True, []), (255, 256 * 256, False, [3]), (999, None, False, [3])])
+def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch, side, least, bands, blas):
     calls = []
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
     workers = parallel.Workers(3)
-    assert parallel.THREAD_BANDS_MIN_PIXELS == 256 * 256
-    with workers.sharing_one_image(side, 256):
+    with workers.sharing_one_image(side, 256, least):
         assert workers.bands_for(100) is bands
     assert calls == blas  # BLAS gets the threads only for a small image
     assert workers.bands_for(100) is True  # outside: bands whenever workers are given

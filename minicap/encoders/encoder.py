@@ -127,7 +127,7 @@ class Encoder:
         step = min(images_per_chunk(h, w), -(-n // self.threads))  # at least one chunk per thread, if it can
         chunks = [images[start : start + step] for start in range(0, n, step)]
         if len(chunks) == 1:  # a single image: the threads share each of its layers instead
-            with self._workers.sharing_one_image(h, w) as workers:
+            with self._workers.sharing_one_image(h, w, network.bands_min_pixels) as workers:
                 return encode(images, workers)
         with one_blas_thread():
             return np.concatenate(self._workers.map(encode, chunks))

@@ -7,12 +7,14 @@ waits for a descheduled BLAS thread (measured: a 0.4 ms product taking over 100 
 64 RegNet images 1.1 s instead of 0.25 s). NumPy releases the GIL inside its loops
 and BLAS calls, so Python threads really run in parallel there.
 
-A single image is shared in one of two ways, chosen from its size (``Workers.sharing_one_image``):
+A single image is shared in one of two ways, chosen from the network and the image's size
+(``Workers.sharing_one_image``, the networks' ``bands_min_pixels``):
 
-- a large image (``THREAD_BANDS_MIN_PIXELS`` or more): each layer is split into bands of
-  output rows, one or more per thread (``run_bands``, ``blocks``), BLAS on one thread:
-  every pass of the layer (products, depthwise taps, bias, activation) is shared;
-- a smaller image: each layer runs whole on the calling thread, with BLAS on all the
+- a large image for a network with depthwise convs (MobileNet v2, 256x256 pixels or more):
+  each layer is split into bands of output rows, one or more per thread (``run_bands``,
+  ``blocks``), BLAS on one thread: every pass of the layer (products, depthwise taps, bias,
+  activation) is shared;
+- otherwise: each layer runs whole on the calling thread, with BLAS on all the
   threads: only the products are shared, but OpenBLAS hands work to its threads in
   microseconds (they spin while waiting), where handing a band to a Python thread costs
   about 60 us (a wake-up through the kernel), more than the 7x7 and 14x14 blocks of a
@@ -22,7 +24,9 @@ Measured on the 2-core AMD EPYC, one 224x224 image, per RegNet block (ms): 7x7x4
 one thread 0.57, bands or channel parts on 2 Python threads 0.72, BLAS on 2 threads
 0.42 (torchvision 0.44); 14x14x160: 0.49, 0.63, 0.41. A 448x448 image the other way,
 where MobileNet's depthwise taps dominate: its 112x112x24 block, one thread 7.7 ms,
-bands on 2 threads 4.4, BLAS on 2 threads 10.0. The choice is made per image, not per
+bands on 2 threads 4.4, BLAS on 2 threads 10.0 (whole 448x448 image: bands 38.5 ms, BLAS
+48.4). RegNet's work is all products (its grouped convs too), so BLAS's threads serve it at
+every size (448x448 image: bands 38.7 ms, BLAS 37.1). The choice is made per image, not per
 layer: OpenBLAS's threads keep spinning for about 0.1 s after their last product, and
 bands started meanwhile (the next image's first layers) share a core with them
 (measured: a 14x14x400 block in bands 1.6 ms, 2.4 ms right after a threaded product).
@@ -34,11 +38,6 @@ import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# Single images of at least this many pixels are shared in bands of rows on the threads,
-# smaller ones through BLAS's threads (see above). Measured, 2 threads, per image (ms):
-# 224x224: MobileNet v2 bands 15.4, BLAS 13.4; RegNet-X bands 17.8, BLAS 13.8;
-# 448x448: MobileNet v2 bands 37.5, BLAS 48.
-THREAD_BANDS_MIN_PIXELS = 256 * 256
 
 
 class Workers:
@@ -51,12 +50,12 @@ class Workers:
         self._bands = True  # in bands of rows, or whole with BLAS's threads (see ``sharing_one_image``)
 
     @contextlib.contextmanager
-    def sharing_one_image(self, height, width):
+    def sharing_one_image(self, height, width, bands_min_pixels=None):
         """Within the block, the threads share the layers of one height x width image: in
-        bands of rows (``bands_for``) if it is large, else through BLAS's threads, which
-        get back the thread count they had on leaving."""
+        bands of rows (``bands_for``) if it has at least ``bands_min_pixels`` pixels (None:
+        never), else through BLAS's threads, which get back the thread count they had on leaving."""
         with one_blas_thread():
-            self._bands = height * width >= THREAD_BANDS_MIN_PIXELS
+            self._bands = bands_min_pixels is not None and height * width >= bands_min_pixels
             if not self._bands:
                 set_blas_threads(self.threads)
             try:
