@@ -12,9 +12,10 @@ random initialisation and random batch-norm statistics, so nothing is downloaded
 and the same uint8 images, normalised inside the timed call for minicap and
 beforehand for torchvision (in minicap's favour by well under 1%). Timings come in
 ``--repeat`` rounds after a warm-up, each round one batch (or 4 single images) of
-minicap then of torchvision, started once the CPUs are idle (up to ``--wait-idle``
-seconds; the table says how many rounds found them busy); the best of each library
-is reported: on a shared machine the best is the least disturbed. The ratio is
+minicap then of torchvision, each library's calls started once the CPUs are idle (up
+to ``--wait-idle`` seconds; the table says how many rounds found them busy), so that
+neither runs beside the other's spinning BLAS or OpenMP threads; the best of each
+library is reported: on a shared machine the best is the least disturbed. The ratio is
 minicap / torchvision: below 1 minicap is faster.
 
 Peak memory: each library runs a 2-image warm-up and then one 64-image 112x112
@@ -127,9 +128,13 @@ def compare_speed(threads, repeat, wait_s):
             calls = 1 if n > 1 else 4
             ours, theirs, busy = [], [], 0
             for _ in range(repeat):  # rounds of a few calls each, alternating, so that both see the same machine
-                busy += not wait_until_idle(wait_s)
+                # Each library starts once the other's idle threads have stopped spinning
+                # (OpenBLAS's and OpenMP's wait for work that way for up to about 0.1 s).
+                idle = wait_until_idle(wait_s)
                 ours += [seconds(lambda: enc(images)) for _ in range(calls)]
+                idle = wait_until_idle(wait_s) and idle
                 theirs += [seconds(forward) for _ in range(calls)]
+                busy += not idle
             rows.append((name, f"{n} x {side}x{side}", min(ours) * 1e3, min(theirs) * 1e3, agreement, busy))
             print(f"  {rows[-1][0]:15s} {rows[-1][1]:12s} done", file=sys.stderr, flush=True)
     return rows

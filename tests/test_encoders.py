@@ -120,17 +120,21 @@ def test_chunks_and_threads_do_not_change_the_features(monkeypatch, rng, name):
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
-def test_one_large_image_split_into_bands_gives_the_same_features(monkeypatch, rng, name):
+@pytest.mark.parametrize("large", [True, False])
+def test_one_image_shared_by_threads_gives_the_same_features(monkeypatch, rng, name, large):
     from minicap.encoders import parallel
 
     state = random_state(name, rng)
     image = rng.integers(0, 256, (1, 3, 160, 144), dtype=np.uint8)
     serial = load_encoder(name, weights=state, threads=1)(image)
+    if large:  # shared in bands of rows, else through BLAS's threads
+        network = {"mobilenet_v2": mobilenet_v2.MobileNetV2, "regnet_x_400mf": regnet.RegNetX}[name]
+        monkeypatch.setattr(network, "bands_min_pixels", 160 * 144)
     bands = []
     run_bands = parallel.run_bands
-    monkeypatch.setattr(parallel, "run_bands", lambda fn, rows, outputs, workers: bands.append(parallel.splits(rows, outputs, workers)) or run_bands(fn, rows, outputs, workers))
+    monkeypatch.setattr(parallel, "run_bands", lambda fn, rows, workers: bands.append(parallel.splits(rows, workers)) or run_bands(fn, rows, workers))
     out = load_encoder(name, weights=state, threads=2)(image)
-    assert any(bands)  # the early, large convolutions were split (the stem alone: 80x72x32 outputs)
+    assert any(bands) is large  # the stem (80x72x32 outputs) in bands, or whole
     np.testing.assert_allclose(out, serial, rtol=0, atol=1e-5 * float(np.abs(serial).max()))
 
 

@@ -1,4 +1,4 @@
-"""The bottleneck block computed in bands of rows or parts of channels equals the same convs on the whole map."""
+"""The bottleneck block computed in bands of rows equals the same convs on the whole map."""
 
 import numpy as np
 import pytest
@@ -39,27 +39,32 @@ CASES = [  # mid, stride, shortcut, activation: MobileNet's and RegNet's block k
 
 
 @pytest.mark.parametrize("mid_kind, stride, shortcut, activation", CASES)
-@pytest.mark.parametrize("how", ["rows on threads", "channels on threads", "rows for the cache"])
+@pytest.mark.parametrize("how", ["rows on threads", "rows for the cache"])
 def test_pieces_equal_the_whole_block(monkeypatch, rng, mid_kind, stride, shortcut, activation, how):
     pre, mid, post, proj = layers(rng, 8, mid_kind, stride, shortcut)
     x = rng.standard_normal((2 if how == "rows for the cache" else 1, 21, 11, 8))
     expected = direct(x, pre, mid, post, proj, activation)
     block = blocks.Bottleneck(pre, mid, post, proj, activation)
     monkeypatch.setattr(blocks, "MIN_BAND_ROWS", 2)
-    monkeypatch.setattr(blocks, "SPLIT_MIN_OUTPUTS", 0)
     workers = parallel.Workers(3)
-    if how == "rows on threads":  # one image: a band of rows per thread
-        monkeypatch.setattr(blocks, "BAND_MIN_ROWS", 1)
-    elif how == "channels on threads":  # one image: a part of the hidden channels per thread
-        monkeypatch.setattr(blocks, "BAND_MIN_ROWS", 100)
-    else:  # two images, so no threads: bands small enough for the cache, one after the other
+    if how == "rows for the cache":  # two images, so no threads: bands small enough for the cache, one after the other
         monkeypatch.setattr(blocks, "BAND_VALUES", 2 * 11 * 12 * 4)
     seen = []
     monkeypatch.setattr(workers, "map", lambda fn, items, map=workers.map: seen.append(len(items)) or map(fn, items))
     out = block(x, workers=workers)
     assert out.shape == expected.shape
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    assert seen == ([] if how == "rows for the cache" else [3])  # 3 pieces: 12 hidden channels, 3 groups of 4
+    assert seen == ([] if how == "rows for the cache" else [3])  # a band per thread
+
+
+def test_small_image_runs_whole_with_blas_threads(monkeypatch, rng):
+    pre, mid, post, proj = layers(rng, 8, "grouped", 1, "identity")
+    x = rng.standard_normal((1, 21, 11, 8))
+    workers = parallel.Workers(3)
+    monkeypatch.setattr(workers, "map", lambda fn, items: pytest.fail("a small image's block was handed to threads"))
+    with workers.sharing_one_image(21, 11):
+        out = blocks.Bottleneck(pre, mid, post, proj, "relu")(x, workers=workers)
+    np.testing.assert_allclose(out, direct(x, pre, mid, post, proj, "relu"), rtol=1e-12, atol=1e-12)
 
 
 def test_band_count_follows_the_size(monkeypatch, rng):

@@ -87,10 +87,13 @@ def test_depthwise_formulation_is_chosen_from_the_shape(monkeypatch, rng):
         assert len(calls) == expected, (channels, stride)
 
 
-@pytest.mark.parametrize("size, stride, expected", [((9, 8), 1, "_shifted_products"), ((3, 3), 1, "_im2col"), ((9, 8), 2, "_im2col")])
+@pytest.mark.parametrize(
+    "size, stride, expected",
+    [((14, 14), 1, "_shifted_products"), ((7, 7), 1, "_im2col"), ((3, 3), 1, "_im2col"), ((14, 14), 2, "_im2col")],
+)
 @pytest.mark.parametrize("groups", [1, 3])
 def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monkeypatch, rng, size, stride, expected, groups):
-    # Stride 1 on a map whose padded grid is at most twice the output: shifted products; else im2col.
+    # Stride 1 on a map whose padded grid is at most 1.5 times the output (14x14: 256 / 196): shifted products; else im2col (7x7: 81 / 49).
     x = rng.standard_normal((2, *size, 6))
     w = rng.standard_normal((6, 6 // groups, 3, 3))
     b = rng.standard_normal(6)
@@ -152,7 +155,6 @@ def test_bands_of_rows_on_threads_equal_the_whole_output(monkeypatch, rng, name,
     layer = make_conv(rng.standard_normal(shape), rng.standard_normal(shape[0]), stride, padding, groups, "relu")
     x = rng.standard_normal((1, 11, 7, 8))
     whole = layer(x)
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_OUTPUTS", 0)
     bands = []
     run_bands = parallel.run_bands
     monkeypatch.setattr(parallel, "run_bands", lambda fn, *args: run_bands(lambda r0, r1: bands.append((r0, r1)) or fn(r0, r1), *args))
@@ -168,11 +170,24 @@ def test_bands_of_rows_on_threads_equal_the_whole_output(monkeypatch, rng, name,
 
 def test_run_bands_covers_every_row_once():
     rows = []
-    parallel.run_bands(lambda r0, r1: rows.extend(range(r0, r1)), 10, parallel.PARALLEL_MIN_OUTPUTS, parallel.Workers(3))
+    parallel.run_bands(lambda r0, r1: rows.extend(range(r0, r1)), 10, parallel.Workers(3))
     assert sorted(rows) == list(range(10))
     bands = []
-    parallel.run_bands(lambda r0, r1: bands.append((r0, r1)), 10, parallel.PARALLEL_MIN_OUTPUTS - 1, parallel.Workers(3))
-    assert bands == [(0, 10)]  # too small to split
+    parallel.run_bands(lambda r0, r1: bands.append((r0, r1)), 1, parallel.Workers(3))
+    assert bands == [(0, 1)]  # one row: nothing to split
+    parallel.run_bands(lambda r0, r1: bands.append((r0, r1)), 10, parallel.Workers(1))
+    assert bands == [(0, 1), (0, 10)]  # one thread
+
+
+@pytest.mark.parametrize("side, least, bands, blas", [(256, 256 * 256, True, []), (255, 256 * 256, False, [3]), (999, None, False, [3])])
+def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch, side, least, bands, blas):
+    calls = []
+    monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
+    workers = parallel.Workers(3)
+    with workers.sharing_one_image(side, 256, least):
+        assert workers.bands_for(100) is bands
+    assert calls == blas  # BLAS gets the threads only for a small image
+    assert workers.bands_for(100) is True  # outside: bands whenever workers are given
 
 
 def test_workers_map_keeps_the_order():

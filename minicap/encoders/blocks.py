@@ -1,25 +1,19 @@
-"""The residual bottleneck both networks are built from, computed in bands of rows or in parts of channels.
+"""The residual bottleneck both networks are built from, computed in bands of rows.
 
 MobileNet v2's inverted residual and RegNet-X's bottleneck are the same shape:
 
     out = act(post(mid(pre(x))) + shortcut(x))
 
 with ``pre`` and ``post`` 1x1 convs, ``mid`` a k x k conv (depthwise or grouped, stride s,
-padding p) and ``shortcut`` x itself, a strided 1x1 conv, or nothing. Two ways to cut
-the work of one block into independent pieces, chosen from the map's size:
+padding p) and ``shortcut`` x itself, a strided 1x1 conv, or nothing. Output rows
+r0 <= i < r1 need only input rows r0*s - p ... (r1-1)*s - p + k - 1 (1x1 convs look at
+one row), so the block is computed in bands of output rows, each from a few rows of the
+input. A band's maps stay in cache from ``pre`` to ``post``; the rows a band shares
+with its neighbours (its "halo", k - s rows of ``pre``) are computed by both.
 
-- bands of output rows: rows r0 <= i < r1 need only input rows r0*s - p ... (r1-1)*s - p + k - 1
-  (1x1 convs look at one row), so each band is computed from a few rows of the input.
-  A band's maps stay in cache from ``pre`` to ``post``; the rows a band shares with its
-  neighbours (its "halo", k - s rows of ``pre``) are computed by both. For large maps.
-- parts of the hidden channels: ``pre``'s output channels, ``mid`` (one filter or one
-  group per channel slice) and the matching rows of ``post``'s weights only ever meet in
-  ``post``'s sum over channels, so each part gives a partial ``post`` output and the parts
-  are added. No halo, one extra pass over the output. For small maps, whose few rows
-  would leave the halo as large as the band.
-
-On one image each thread takes a band or a part of the whole block, so that the
-threads meet once per block rather than once per conv.
+On one large image each thread takes a band of the whole block, so that the threads
+meet once per block rather than once per conv; a smaller image's blocks run whole,
+with BLAS's threads sharing their products (see ``parallel``).
 """
 
 import math
@@ -28,15 +22,8 @@ import numpy as np
 
 from minicap.backend import get_array_module
 from minicap.encoders.memory import empty
-from minicap.encoders.ops import ACTIVATIONS, Depthwise, pad
+from minicap.encoders.ops import ACTIVATIONS, pad
 
-# A block of one image is split among threads only when its output has at least this many
-# values: below it the hand-over (about 60 us) costs more than the second thread saves.
-SPLIT_MIN_OUTPUTS = 1 << 14
-# Maps with at least this many output rows are split into bands of rows, smaller ones into
-# parts of channels: with 2 threads a band then has 14 rows or more, and its halo (2 rows
-# for a 3x3 conv) adds at most 1/7 to ``pre``.
-BAND_MIN_ROWS = 28
 # Bands hold at most this many values of mid's input (2 MB of float32: about a core's
 # L2 cache), and at least MIN_BAND_ROWS rows, so that the recomputed halo stays small.
 BAND_VALUES = 1 << 19
@@ -52,7 +39,6 @@ class Bottleneck:
 
     def __init__(self, pre, mid, post, shortcut=None, activation=None):
         self.pre, self.mid, self.post, self.shortcut, self.activation = pre, mid, post, shortcut, activation
-        self._parts = {}  # number of parts -> [(pre, mid, post)] on slices of the hidden channels
 
     def to(self, device):
         shortcut = self.shortcut if self.shortcut in (None, "identity") else self.shortcut.to(device)
@@ -70,9 +56,7 @@ class Bottleneck:
         inside = x[:, p : x.shape[1] - p, p : x.shape[2] - p] if padded else x  # the unpadded map
         n, h, w, _ = inside.shape
         ho, wo, f = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1, self.post.out_channels
-        split = workers is not None and workers.threads > 1 and n == 1 and ho * wo * f >= SPLIT_MIN_OUTPUTS
-        if split and ho < BAND_MIN_ROWS and self.pre is not None:
-            return self._in_parts(x, inside, workers)
+        split = workers is not None and n == 1 and workers.bands_for(ho)
         # Bands small enough for mid's input to stay in cache (on the CPU), and one per thread when split.
         parts = math.ceil(n * (h + 2 * p) * (w + 2 * p) * mid.out_channels / BAND_VALUES)
         parts = max(1, min(parts, ho // MIN_BAND_ROWS)) if xp is np else 1
@@ -114,31 +98,3 @@ class Bottleneck:
         elif self.shortcut is not None:
             y += self.shortcut(inside[:, r0 * s : (r1 - 1) * s + 1])
         return ACTIVATIONS[self.activation](y, inplace=True)
-
-    def _in_parts(self, x, inside, workers):
-        """The block as the sum of per-thread parts of its hidden channels, then bias, shortcut, activation."""
-        parts = self._channel_parts(workers.threads)
-        p = self.mid.padding
-
-        def part(i):
-            pre, mid, post = parts[i]
-            return post(mid(pre(inside, pad_out=p), padded=True))
-
-        y, *rest = workers.map(part, range(len(parts)))
-        for partial in rest:
-            y += partial
-        y += self.post.bias
-        return self._finish(y, inside, 0, y.shape[1])
-
-    def _channel_parts(self, count):
-        """[(pre, mid, post)] for ``count`` slices of the hidden channels (whole groups of a grouped mid)."""
-        if count not in self._parts:
-            width = 1 if isinstance(self.mid, Depthwise) else self.mid.group_width
-            units = self.mid.out_channels // width
-            bounds = [units * i // count * width for i in range(count + 1)]
-            self._parts[count] = [
-                (self.pre.output_part(lo, hi), self.mid.part(lo, hi), self.post.input_part(lo, hi))
-                for lo, hi in zip(bounds, bounds[1:])
-                if hi > lo
-            ]
-        return self._parts[count]

@@ -11,7 +11,8 @@ the image size (``images_per_chunk``), on ``threads`` threads at once (see
 feature maps stay in the processor's caches from layer to layer instead of
 streaming the whole batch's through memory at every layer, and only ``threads``
 chunks are in memory at a time. A single image is one chunk: the threads then share
-each of its large convolutions. A GPU gets the whole batch at once.
+each of its layers, in bands of rows or through BLAS (see ``parallel``). A GPU gets the
+whole batch at once.
 """
 
 import os
@@ -125,9 +126,10 @@ class Encoder:
         n, _, h, w = images.shape
         step = min(images_per_chunk(h, w), -(-n // self.threads))  # at least one chunk per thread, if it can
         chunks = [images[start : start + step] for start in range(0, n, step)]
+        if len(chunks) == 1:  # a single image: the threads share each of its layers instead
+            with self._workers.sharing_one_image(h, w, network.bands_min_pixels) as workers:
+                return encode(images, workers)
         with one_blas_thread():
-            if len(chunks) == 1:  # a single image: the threads share its large convolutions instead
-                return encode(images, self._workers)
             return np.concatenate(self._workers.map(encode, chunks))
 
     def __repr__(self):

@@ -1,24 +1,43 @@
-"""How the encoders use several CPU cores: a few threads of their own, and BLAS on one thread.
+"""How the encoders use several CPU cores: chunks of images on threads of their own, or BLAS's threads.
 
-A batch is split into chunks of whole images that run side by side (``Encoder``);
-a single image is split instead inside each large block (``blocks``) and each large
-lone convolution, into bands of output rows (``run_bands``). NumPy releases the GIL
-inside its loops and BLAS calls, so Python threads really run in parallel there.
+A batch is split into chunks of whole images that run side by side (``Encoder``),
+each calling BLAS on one thread (``one_blas_thread``): OpenBLAS's own threads would
+compete with ours for the same cores, and on a busy machine a small product then
+waits for a descheduled BLAS thread (measured: a 0.4 ms product taking over 100 ms;
+64 RegNet images 1.1 s instead of 0.25 s). NumPy releases the GIL inside its loops
+and BLAS calls, so Python threads really run in parallel there.
 
-While they do, each BLAS call gets one thread (``one_blas_thread``): OpenBLAS's
-own threads would compete with ours for the same cores, and on a busy machine a
-small product then waits for a descheduled BLAS thread (measured: a 0.4 ms
-product taking over 100 ms; 64 RegNet images 1.1 s instead of 0.25 s). The limit
-uses threadpoolctl when it is installed and does nothing otherwise.
+A single image is shared in one of two ways, chosen from the network and the image's size
+(``Workers.sharing_one_image``, the networks' ``bands_min_pixels``):
+
+- a large image for a network with depthwise convs (MobileNet v2, 256x256 pixels or more):
+  each layer is split into bands of output rows, one or more per thread (``run_bands``,
+  ``blocks``), BLAS on one thread: every pass of the layer (products, depthwise taps, bias,
+  activation) is shared;
+- otherwise: each layer runs whole on the calling thread, with BLAS on all the
+  threads: only the products are shared, but OpenBLAS hands work to its threads in
+  microseconds (they spin while waiting), where handing a band to a Python thread costs
+  about 60 us (a wake-up through the kernel), more than the 7x7 and 14x14 blocks of a
+  224x224 image (0.4 to 0.6 ms each) can spare.
+
+Measured on the 2-core AMD EPYC, one 224x224 image, per RegNet block (ms): 7x7x400:
+one thread 0.57, bands or channel parts on 2 Python threads 0.72, BLAS on 2 threads
+0.42 (torchvision 0.44); 14x14x160: 0.49, 0.63, 0.41. A 448x448 image the other way,
+where MobileNet's depthwise taps dominate: its 112x112x24 block, one thread 7.7 ms,
+bands on 2 threads 4.4, BLAS on 2 threads 10.0 (whole 448x448 image: bands 38.5 ms, BLAS
+48.4). RegNet's work is all products (its grouped convs too), so BLAS's threads serve it at
+every size (448x448 image: bands 38.7 ms, BLAS 37.1). The choice is made per image, not per
+layer: OpenBLAS's threads keep spinning for about 0.1 s after their last product, and
+bands started meanwhile (the next image's first layers) share a core with them
+(measured: a 14x14x400 block in bands 1.6 ms, 2.4 ms right after a threaded product).
+
+The limits use threadpoolctl when it is installed and do nothing otherwise.
 """
 
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# A convolution's output is split into bands only above this many values: below
-# it, handing a band to another thread (about 60 us) costs more than it saves.
-PARALLEL_MIN_OUTPUTS = 1 << 15
 
 
 class Workers:
@@ -28,6 +47,25 @@ class Workers:
         self.threads = threads
         self._name = name
         self._pool = None
+        self._bands = True  # in bands of rows, or whole with BLAS's threads (see ``sharing_one_image``)
+
+    @contextlib.contextmanager
+    def sharing_one_image(self, height, width, bands_min_pixels=None):
+        """Within the block, the threads share the layers of one height x width image: in
+        bands of rows (``bands_for``) if it has at least ``bands_min_pixels`` pixels (None:
+        never), else through BLAS's threads, which get back the thread count they had on leaving."""
+        with one_blas_thread():
+            self._bands = bands_min_pixels is not None and height * width >= bands_min_pixels
+            if not self._bands:
+                set_blas_threads(self.threads)
+            try:
+                yield self
+            finally:
+                self._bands = True
+
+    def bands_for(self, rows):
+        """Whether a single image's layer with ``rows`` output rows is split into bands of rows on the threads."""
+        return self._bands and self.threads > 1 and rows >= 2
 
     def map(self, fn, items):
         """[fn(item) for item in items], computed by all the threads, each taking the next item when free.
@@ -59,15 +97,15 @@ class Workers:
         return results
 
 
-def splits(rows, outputs, workers):
-    """Whether ``run_bands`` would split an output of ``rows`` rows and ``outputs`` values among ``workers``."""
-    return workers is not None and workers.threads > 1 and outputs >= PARALLEL_MIN_OUTPUTS and rows >= 2
+def splits(rows, workers):
+    """Whether ``run_bands`` splits an output of ``rows`` rows among ``workers`` (see ``Workers.bands_for``)."""
+    return workers is not None and workers.bands_for(rows)
 
 
-def run_bands(fn, rows, outputs, workers):
+def run_bands(fn, rows, workers):
     """fn(r0, r1) over bands of ``rows`` output rows: one band per thread of ``workers``
-    when the output (``outputs`` values) is large enough, else fn(0, rows) here."""
-    if not splits(rows, outputs, workers):
+    when the output is large enough (``splits``), else fn(0, rows) here."""
+    if not splits(rows, workers):
         fn(0, rows)
         return
     parts = min(workers.threads, rows)
@@ -84,6 +122,15 @@ def one_blas_thread():
         return
     with controller.limit(limits=1, user_api="blas"):
         yield
+
+
+def set_blas_threads(count):
+    """Give BLAS ``count`` threads from now on (if threadpoolctl is installed): a few microseconds,
+    unlike entering threadpoolctl's ``limit``, so it can change from one layer to the next."""
+    controller = _controller()
+    if controller is not None:
+        for lib in controller.select(user_api="blas").lib_controllers:
+            lib.set_num_threads(count)
 
 
 _CONTROLLER = []
