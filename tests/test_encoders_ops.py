@@ -1,6 +1,11 @@
 """conv2d against a direct loop in each of its formulations, bands of rows, padded outputs,
 batch-norm folding against conv-then-BN, activations."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -183,11 +188,48 @@ def test_run_bands_covers_every_row_once():
 def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch, side, least, bands, blas):
     calls = []
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
+    monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # an idle machine
     workers = parallel.Workers(3)
     with workers.sharing_one_image(side, 256, least):
         assert workers.bands_for(100) is bands
     assert calls == blas  # BLAS gets the threads only for a small image
     assert workers.bands_for(100) is True  # outside: bands whenever workers are given
+
+
+@pytest.mark.parametrize("others, speedup, blas", [(0, None, [2]), (1, None, []), (3, None, []),
+                                                  (None, 1.9, [2]), (None, 1.1, [])])
+def test_one_small_image_gets_blas_threads_only_on_a_free_machine(monkeypatch, others, speedup, blas):
+    calls, probes = [], []
+    monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
+    monkeypatch.setattr(parallel, "other_running_tasks", lambda: probes.append("proc") or others)
+    monkeypatch.setattr(parallel, "blas_speedup", lambda n: probes.append("probe") or speedup)
+    workers = parallel.Workers(2)
+    for _ in range(3):  # looked at once, then kept for RECHECK_S seconds
+        with workers.sharing_one_image(224, 224, None):
+            assert workers.bands_for(100) is False
+    assert calls == blas * 3
+    assert probes == (["proc"] if others is not None else ["proc", "probe"])
+
+
+def test_the_answer_is_looked_at_again_after_recheck_s(monkeypatch):
+    answers = iter([0, 1])
+    monkeypatch.setattr(parallel, "other_running_tasks", lambda: next(answers))
+    clock = iter([100.0, 100.0 + parallel.RECHECK_S + 0.1])
+    monkeypatch.setattr(parallel.time, "monotonic", lambda: next(clock))
+    workers = parallel.Workers(2)
+    assert workers.blas_threads_pay() is True
+    assert workers.blas_threads_pay() is False  # another process started meanwhile
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux's /proc")
+def test_other_running_tasks_sees_a_busy_process():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started and spinning
+        assert parallel.other_running_tasks() >= 1
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def test_workers_map_keeps_the_order():

@@ -31,12 +31,39 @@ layer: OpenBLAS's threads keep spinning for about 0.1 s after their last product
 bands started meanwhile (the next image's first layers) share a core with them
 (measured: a 14x14x400 block in bands 1.6 ms, 2.4 ms right after a threaded product).
 
+BLAS's threads only pay while the other cores are free. Beside another busy process
+OpenBLAS's second thread waits for a core, and its spinning worker takes one from the
+busy process in turn (measured, one 224x224 image beside a CPU-bound Python loop, 2
+threads: RegNet 29.5 ms, spikes to 166, against 17.3 ms on one thread; MobileNet 38.5,
+spikes to 208, against 16.1). So a single image gets them only when no other process is running
+(``other_running_tasks``, from /proc on Linux: at least one core for each thread is free);
+the answer is kept for ``RECHECK_S`` seconds, so that captioning images one by one looks
+about every other second, not at every image. Elsewhere a probe product decides, as
+``minicap.threads`` does for training: BLAS's threads must measure at least
+``threads.MIN_GAIN`` times faster than one. (A short probe is a weak witness: right after
+sleeping, OpenBLAS's worker is scheduled ahead of the busy process for a few milliseconds,
+so beside a CPU-bound loop the probe measured 1.7-2.0 for the two threads that then ran a
+whole image twice as slowly as one.)
+
 The limits use threadpoolctl when it is installed and do nothing otherwise.
 """
 
 import contextlib
+import os
+import statistics
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from minicap import threads as thread_policy
+
+# How long a measurement of BLAS's threads stands (seconds).
+RECHECK_S = 2.0
+# The probe: a (M, K) @ (K, K) float32 product, about the size of RegNet's 1x1 convs on a
+# 224x224 image (0.3 ms on one core), large enough for OpenBLAS to split.
+PROBE_M, PROBE_K = 784, 160
 
 
 
@@ -48,20 +75,36 @@ class Workers:
         self._name = name
         self._pool = None
         self._bands = True  # in bands of rows, or whole with BLAS's threads (see ``sharing_one_image``)
+        self._blas_pays = None  # (when measured, whether BLAS's threads paid then)
 
     @contextlib.contextmanager
     def sharing_one_image(self, height, width, bands_min_pixels=None):
         """Within the block, the threads share the layers of one height x width image: in
         bands of rows (``bands_for``) if it has at least ``bands_min_pixels`` pixels (None:
-        never), else through BLAS's threads, which get back the thread count they had on leaving."""
+        never), else through BLAS's threads if they measure faster now (``blas_threads_pay``),
+        else not at all. BLAS gets back the thread count it had on leaving."""
         with one_blas_thread():
             self._bands = bands_min_pixels is not None and height * width >= bands_min_pixels
-            if not self._bands:
+            if not self._bands and self.threads > 1 and self.blas_threads_pay():
                 set_blas_threads(self.threads)
             try:
                 yield self
             finally:
                 self._bands = True
+
+    def blas_threads_pay(self):
+        """Whether BLAS's threads would speed up an image right now: no other process running
+        where /proc says so, else a probe at least ``threads.MIN_GAIN`` times faster on
+        ``threads`` threads. Looked at most every ``RECHECK_S`` seconds."""
+        now = time.monotonic()
+        if self._blas_pays is None or now - self._blas_pays[0] > RECHECK_S:
+            others = other_running_tasks()
+            if others is not None:
+                pays = others == 0
+            else:
+                pays = blas_speedup(self.threads) >= thread_policy.MIN_GAIN
+            self._blas_pays = (now, pays)
+        return self._blas_pays[1]
 
     def bands_for(self, rows):
         """Whether a single image's layer with ``rows`` output rows is split into bands of rows on the threads."""
@@ -122,6 +165,53 @@ def one_blas_thread():
         return
     with controller.limit(limits=1, user_api="blas"):
         yield
+
+
+def other_running_tasks(samples=3, interval_s=0.001):
+    """How many threads of other processes are running or waiting for a core now (Linux), or
+    None where /proc cannot tell.
+
+    /proc/loadavg counts the runnable threads of the whole machine; this process's own
+    (this thread, and OpenBLAS's workers, which spin for a while after each product) are
+    subtracted. The least of a few samples a millisecond apart, so that a passing task
+    (a kernel worker, a shell command) does not count as a busy process.
+    """
+    counts = []
+    try:
+        for i in range(samples):
+            if i:
+                time.sleep(interval_s)
+            with open("/proc/loadavg", encoding="ascii") as f:
+                runnable = int(f.read().split()[3].split("/")[0])
+            ours = 0
+            for tid in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{tid}/stat", encoding="ascii", errors="replace") as f:
+                        ours += f.read().rsplit(")", 1)[1].split()[0] == "R"
+                except FileNotFoundError:  # a thread that has just ended
+                    pass
+            counts.append(max(0, runnable - ours))
+    except (OSError, ValueError, IndexError):
+        return None
+    return min(counts)
+
+
+def blas_speedup(count, repeats=5):
+    """How much faster BLAS runs the probe product on ``count`` threads than on one, now: the
+    median of ``repeats`` alternated timings (about 5 ms in all). Call it with BLAS on one
+    thread (inside ``one_blas_thread``); it leaves BLAS there."""
+    a = np.full((PROBE_M, PROBE_K), 0.01, dtype=np.float32)
+    w = np.full((PROBE_K, PROBE_K), 0.01, dtype=np.float32)
+    out = np.empty((PROBE_M, PROBE_K), dtype=np.float32)
+    times = {1: [], count: []}
+    for _ in range(repeats):
+        for k in (1, count):
+            set_blas_threads(k)
+            start = time.perf_counter()
+            np.matmul(a, w, out=out)
+            times[k].append(time.perf_counter() - start)
+    set_blas_threads(1)
+    return statistics.median(times[1]) / statistics.median(times[count])
 
 
 def set_blas_threads(count):
