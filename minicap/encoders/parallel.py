@@ -181,19 +181,29 @@ def other_running_tasks(samples=3, interval_s=0.001):
         for i in range(samples):
             if i:
                 time.sleep(interval_s)
+            # Our spinning threads can change state while we read: count each of ours that
+            # runs just before or just after the machine's count.
+            before = _running_threads_here()
             with open("/proc/loadavg", encoding="ascii") as f:
                 runnable = int(f.read().split()[3].split("/")[0])
-            ours = 0
-            for tid in os.listdir("/proc/self/task"):
-                try:
-                    with open(f"/proc/self/task/{tid}/stat", encoding="ascii", errors="replace") as f:
-                        ours += f.read().rsplit(")", 1)[1].split()[0] == "R"
-                except FileNotFoundError:  # a thread that has just ended
-                    pass
+            ours = len(before | _running_threads_here())
             counts.append(max(0, runnable - ours))
     except (OSError, ValueError, IndexError):
         return None
     return min(counts)
+
+
+def _running_threads_here():
+    """The ids of this process's threads that are running or runnable (Linux's /proc)."""
+    running = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii", errors="replace") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                    running.add(tid)
+        except FileNotFoundError:  # a thread that has just ended
+            pass
+    return running
 
 
 def blas_speedup(count, repeats=5):
