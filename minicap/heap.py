@@ -27,7 +27,6 @@ and not when the user has already tuned malloc through the environment
 """
 
 import ctypes
-import ctypes.util
 import os
 import threading
 
@@ -71,10 +70,12 @@ def _set_thresholds():
 def _glibc():
     """The C library, if it is glibc (which has gnu_get_libc_version and mallopt), else None."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The symbols already loaded into this process, libc's among them: no search for
+        # the library file (ctypes.util.find_library starts a subprocess on Linux).
+        libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 (an AttributeError says: not glibc)
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return None
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
