@@ -189,6 +189,7 @@ def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch,
     calls = []
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # an idle machine
+    monkeypatch.setattr(parallel, "_cpus", lambda: 3)  # with a core for each thread
     workers = parallel.Workers(3)
     with workers.sharing_one_image(side, 256, least):
         assert workers.bands_for(100) is bands
@@ -196,10 +197,12 @@ def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch,
     assert workers.bands_for(100) is True  # outside: bands whenever workers are given
 
 
-@pytest.mark.parametrize("others, speedup, blas", [(0, None, [2]), (1, None, []), (3, None, []),
-                                                  (None, 1.9, [2]), (None, 1.1, [])])
-def test_one_small_image_gets_blas_threads_only_on_a_free_machine(monkeypatch, others, speedup, blas):
+@pytest.mark.parametrize("others, cpus, speedup, blas", [(0, 2, None, [2]), (1, 2, None, []), (3, 2, None, []),
+                                                        (1, 4, None, [2]), (3, 4, None, []),
+                                                        (None, 2, 1.9, [2]), (None, 2, 1.1, [])])
+def test_one_small_image_gets_blas_threads_only_with_a_free_core_for_each(monkeypatch, others, cpus, speedup, blas):
     calls, probes = [], []
+    monkeypatch.setattr(parallel, "_cpus", lambda: cpus)
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: probes.append("proc") or others)
     monkeypatch.setattr(parallel, "blas_speedup", lambda n: probes.append("probe") or speedup)

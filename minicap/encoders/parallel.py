@@ -35,8 +35,8 @@ BLAS's threads only pay while the other cores are free. Beside another busy proc
 OpenBLAS's second thread waits for a core, and its spinning worker takes one from the
 busy process in turn (measured, one 224x224 image beside a CPU-bound Python loop, 2
 threads: RegNet 29.5 ms, spikes to 166, against 17.3 ms on one thread; MobileNet 38.5,
-spikes to 208, against 16.1). So a single image gets them only when no other process is running
-(``other_running_tasks``, from /proc on Linux: at least one core for each thread is free);
+spikes to 208, against 16.1). So a single image gets them only when a core is free for each of them
+(``other_running_tasks``: the other processes' running threads, from /proc on Linux);
 the answer is kept for ``RECHECK_S`` seconds, so that captioning images one by one looks
 about every other second, not at every image. Elsewhere a probe product decides, as
 ``minicap.threads`` does for training: BLAS's threads must measure at least
@@ -66,7 +66,6 @@ RECHECK_S = 2.0
 PROBE_M, PROBE_K = 784, 160
 
 
-
 class Workers:
     """``threads`` threads: the calling thread and a pool of ``threads - 1``, started on first use."""
 
@@ -93,14 +92,14 @@ class Workers:
                 self._bands = True
 
     def blas_threads_pay(self):
-        """Whether BLAS's threads would speed up an image right now: no other process running
-        where /proc says so, else a probe at least ``threads.MIN_GAIN`` times faster on
+        """Whether BLAS's threads would speed up an image right now: a free core for each of
+        them where /proc says how many other threads run, else a probe at least ``threads.MIN_GAIN`` times faster on
         ``threads`` threads. Looked at most every ``RECHECK_S`` seconds."""
         now = time.monotonic()
         if self._blas_pays is None or now - self._blas_pays[0] > RECHECK_S:
             others = other_running_tasks()
-            if others is not None:
-                pays = others == 0
+            if others is not None:  # a core for each of our threads beside the others'
+                pays = others + self.threads <= _cpus()
             else:
                 pays = blas_speedup(self.threads) >= thread_policy.MIN_GAIN
             self._blas_pays = (now, pays)
@@ -191,6 +190,14 @@ def other_running_tasks(samples=3, interval_s=0.001):
     except (OSError, ValueError, IndexError):
         return None
     return min(counts)
+
+
+def _cpus():
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _running_threads_here():
