@@ -205,7 +205,7 @@ def test_one_small_image_gets_blas_threads_only_with_a_free_core_for_each(monkey
     monkeypatch.setattr(parallel, "_cpus", lambda: cpus)
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: probes.append("proc") or others)
-    monkeypatch.setattr(parallel, "blas_speedup", lambda n: probes.append("probe") or speedup)
+    monkeypatch.setattr(parallel.thread_policy, "speedup", lambda *shape_and_count: probes.append("probe") or speedup)
     workers = parallel.Workers(2)
     for _ in range(3):  # looked at once, then kept for RECHECK_S seconds
         with workers.sharing_one_image(224, 224, None):

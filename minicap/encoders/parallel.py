@@ -38,9 +38,9 @@ threads: RegNet 29.5 ms, spikes to 166, against 17.3 ms on one thread; MobileNet
 spikes to 208, against 16.1). So a single image gets them only when a core is free for each of them
 (``other_running_tasks``: the other processes' running threads, from /proc on Linux);
 the answer is kept for ``RECHECK_S`` seconds, so that captioning images one by one looks
-about every other second, not at every image. Elsewhere a probe product decides, as
-``minicap.threads`` does for training: BLAS's threads must measure at least
-``threads.MIN_GAIN`` times faster than one. (A short probe is a weak witness: right after
+about every other second, not at every image. Elsewhere the training thread policy's
+probe decides (``threads.speedup`` on a product of an image's size): BLAS's threads must
+measure at least ``threads.MIN_GAIN`` times faster than one. (A short probe is a weak witness: right after
 sleeping, OpenBLAS's worker is scheduled ahead of the busy process for a few milliseconds,
 so beside a CPU-bound loop the probe measured 1.7-2.0 for the two threads that then ran a
 whole image twice as slowly as one.)
@@ -50,7 +50,6 @@ The limits use threadpoolctl when it is installed and do nothing otherwise.
 
 import contextlib
 import os
-import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +60,9 @@ from minicap import threads as thread_policy
 
 # How long a measurement of BLAS's threads stands (seconds).
 RECHECK_S = 2.0
-# The probe: a (M, K) @ (K, K) float32 product, about the size of RegNet's 1x1 convs on a
-# 224x224 image (0.3 ms on one core), large enough for OpenBLAS to split.
+# The probe where /proc cannot tell (``threads.speedup``): a (M, K) @ (K, K) float32
+# product, about the size of RegNet's 1x1 convs on a 224x224 image (0.3 ms on one core),
+# large enough for OpenBLAS to split.
 PROBE_M, PROBE_K = 784, 160
 
 
@@ -93,15 +93,17 @@ class Workers:
 
     def blas_threads_pay(self):
         """Whether BLAS's threads would speed up an image right now: a free core for each of
-        them where /proc says how many other threads run, else a probe at least ``threads.MIN_GAIN`` times faster on
-        ``threads`` threads. Looked at most every ``RECHECK_S`` seconds."""
+        them where /proc says how many other threads run, else a probe product at least
+        ``threads.MIN_GAIN`` times faster on ``threads`` threads. Looked at most every
+        ``RECHECK_S`` seconds."""
         now = time.monotonic()
         if self._blas_pays is None or now - self._blas_pays[0] > RECHECK_S:
             others = other_running_tasks()
             if others is not None:  # a core for each of our threads beside the others'
                 pays = others + self.threads <= _cpus()
             else:
-                pays = blas_speedup(self.threads) >= thread_policy.MIN_GAIN
+                gain = thread_policy.speedup(PROBE_M, PROBE_K, PROBE_K, np.float32, self.threads)
+                pays = gain >= thread_policy.MIN_GAIN
             self._blas_pays = (now, pays)
         return self._blas_pays[1]
 
@@ -211,24 +213,6 @@ def _running_threads_here():
         except FileNotFoundError:  # a thread that has just ended
             pass
     return running
-
-
-def blas_speedup(count, repeats=5):
-    """How much faster BLAS runs the probe product on ``count`` threads than on one, now: the
-    median of ``repeats`` alternated timings (about 5 ms in all). Call it with BLAS on one
-    thread (inside ``one_blas_thread``); it leaves BLAS there."""
-    a = np.full((PROBE_M, PROBE_K), 0.01, dtype=np.float32)
-    w = np.full((PROBE_K, PROBE_K), 0.01, dtype=np.float32)
-    out = np.empty((PROBE_M, PROBE_K), dtype=np.float32)
-    times = {1: [], count: []}
-    for _ in range(repeats):
-        for k in (1, count):
-            set_blas_threads(k)
-            start = time.perf_counter()
-            np.matmul(a, w, out=out)
-            times[k].append(time.perf_counter() - start)
-    set_blas_threads(1)
-    return statistics.median(times[1]) / statistics.median(times[count])
 
 
 def set_blas_threads(count):
