@@ -28,6 +28,10 @@ Who decides, strongest first:
    set the BLAS's count when the process starts; minicap never goes above it.
 3. The size rule above, which can only lower the count.
 
+When the count kept is more than one, the recurrent loops also split their batch's
+rows among that many threads of their own (``kernels/_row_blocks.py``), with the BLAS
+on one thread and its idle workers stopped meanwhile (``one_blas_thread``).
+
 docs/performance.md has the measurements behind ``SMALL_STEP``.
 """
 

@@ -68,7 +68,7 @@ def test_fold_and_loop_equal_the_course_layers(rng):
     dW_embed_ref = word_embedding_backward(dx, embed_cache)
 
     a, cache_a = embed_project_forward(ids, W_embed, Wx, b)
-    h, cache_h = lstm_loop_forward(a, h0, Wh, overwrite_a=True)
+    h, cache_h = lstm_loop_forward(a, h0, Wh)
     da, dh0, dWh = lstm_loop_backward(dh, cache_h)
     dW_embed, dWx, db = embed_project_backward(da, cache_a)
     for got, want in ((h, h_ref), (dh0, dh0_ref), (dWh, dWh_ref), (dW_embed, dW_embed_ref), (dWx, dWx_ref),
@@ -83,15 +83,17 @@ def test_default_route_is_the_cheaper_one(rng):
     assert embed_project_forward(ids, W_embed, Wx, b)[1][-1] is False
 
 
-def test_loop_forward_leaves_its_input_alone_unless_told(rng):
-    from minicap.kernels import lstm_loop_forward
+@pytest.mark.parametrize("loop", ["lstm", "attention"])
+def test_loop_forward_leaves_its_input_alone(rng, loop):
+    from minicap.kernels import attention_loop_forward, lstm_loop_forward
 
     a = rng.standard_normal((4, 2, 12))
     before = a.copy()
-    lstm_loop_forward(a, np.zeros((2, 3)), rng.standard_normal((3, 12)))
-    np.testing.assert_array_equal(a, before)
-    lstm_loop_forward(a, np.zeros((2, 3)), rng.standard_normal((3, 12)), overwrite_a=True)
-    assert not np.array_equal(a, before)  # it now holds the gates
+    if loop == "lstm":
+        lstm_loop_forward(a, np.zeros((2, 3)), rng.standard_normal((3, 12)))
+    else:
+        attention_loop_forward(a, rng.standard_normal((2, 3, 2, 2)), *rng.standard_normal((2, 3, 12)))
+    np.testing.assert_array_equal(a, before)  # the gates live in a buffer of their own
 
 
 @pytest.mark.parametrize("change, message", [

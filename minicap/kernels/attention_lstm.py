@@ -25,7 +25,7 @@ from ._row_blocks import over_rows
 from ._through_time import batch_major, recurrent_weight_grad
 from .attention import attend, scores_backward
 from .embed_project import project_words, project_words_backward
-from .lstm import cell_backward, cell_forward, step_backward, step_forward
+from .lstm import cell_backward, cell_forward, gate_major, step_backward, step_forward
 
 
 def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
@@ -36,8 +36,7 @@ def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
     """
     check_lstm_step(x, prev_h, prev_c, Wx, Wh, b, attn, Wattn)
     xp = get_array_module(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)
-    gates = x @ Wx + prev_h @ Wh + attn @ Wattn + b  # pre-activations, turned into gates in place
-    next_h, next_c, tanh_c = step_forward(xp, gates, prev_c)
+    next_h, next_c, tanh_c, gates = step_forward(xp, x @ Wx + prev_h @ Wh + attn @ Wattn + b, prev_c)
     return next_h, next_c, (x, prev_h, prev_c, attn, Wx, Wh, Wattn, gates, tanh_c)
 
 
@@ -61,7 +60,7 @@ def attention_forward(x, A, Wx, Wh, Wattn, b):
     """
     check_attention_sequence(x, A, Wx, Wh, Wattn, b)
     a, projection_cache = project_words(x, Wx, b)
-    h, loop_cache = attention_loop_forward(a, A, Wh, Wattn, overwrite_a=True)
+    h, loop_cache = attention_loop_forward(a, A, Wh, Wattn)
     return h, (projection_cache, loop_cache)
 
 
@@ -77,12 +76,12 @@ def attention_backward(dh, cache):
     return dx, dA, dWx, dWh, dWattn, db
 
 
-def attention_loop_forward(a, A, Wh, Wattn, overwrite_a=False):
+def attention_loop_forward(a, A, Wh, Wattn):
     """The step-by-step part of ``attention_forward``, on projected inputs.
 
     a: (T, N, 4H) time-major, a[t] = x[:, t] @ Wx + b; A: (N, H, Hs, Ws);
-    Wh, Wattn: (H, 4H). Returns h (N, T, H) and a cache; ``overwrite_a`` as in
-    ``lstm_loop_forward``.
+    Wh, Wattn: (H, 4H). Returns h (N, T, H) and a cache; a is left as it is, and
+    the gates are kept gate-major, (T, 4, N, H), as in ``lstm_loop_forward``.
 
     prev_h @ Wh + attn @ Wattn is computed as one product [prev_h, attn] @ [Wh; Wattn]:
     each step writes its query and its context side by side in a (N, 2H) slot.
@@ -90,30 +89,31 @@ def attention_loop_forward(a, A, Wh, Wattn, overwrite_a=False):
     H = expect_recurrent_weights(Wh)
     expect_shape("Wattn", Wattn, ("H", "4H"), (H, 4 * H), match=shape_of("Wh", Wh))
     N, _, _, _ = expect_shape("A", A, ("N", "H", "Hs", "Ws"), (None, H, None, None), match=shape_of("Wh", Wh))
-    expect_projected_inputs(a, N, 4 * H, f"{shape_of('A', A)} and {shape_of('Wh', Wh)}, time-major")
+    T = expect_projected_inputs(a, N, 4 * H, f"{shape_of('A', A)} and {shape_of('Wh', Wh)}, time-major")
     xp = get_array_module(a, A, Wh, Wattn)
-    gates = a if overwrite_a else a.copy()
-    T, N, H = gates.shape[0], gates.shape[1], Wh.shape[0]
+    dtype = a.dtype
     A_flat = A.reshape(N, H, -1)
-    W_ha = xp.concatenate([Wh, Wattn]).astype(gates.dtype, copy=False)  # (2H, 4H)
-    h0 = A_flat.mean(axis=2).astype(gates.dtype, copy=False)
+    W_ha = xp.concatenate([Wh, Wattn]).astype(dtype, copy=False)  # (2H, 4H)
+    h0 = A_flat.mean(axis=2).astype(dtype, copy=False)
+    gates = xp.empty((T, 4, N, H), dtype=dtype)  # gates[t, k] is gate k of step t, every row
     # ha[t] = [h^(t-1), attn^(t)]; the context half of the last slot stays unused.
-    ha = xp.empty((T + 1, N, 2 * H), dtype=gates.dtype)
+    ha = xp.empty((T + 1, N, 2 * H), dtype=dtype)
     ha[0, :, :H] = h0
-    cells = xp.empty((T + 1, N, H), dtype=gates.dtype)  # [0] is c0 = h0, [t + 1] is c^(t)
+    cells = xp.empty((T + 1, N, H), dtype=dtype)  # [0] is c0 = h0, [t + 1] is c^(t)
     cells[0] = h0
-    tanh_c = xp.empty((T, N, H), dtype=gates.dtype)
-    weights = xp.empty((T, N, A_flat.shape[2]), dtype=gates.dtype)
+    tanh_c = xp.empty((T, N, H), dtype=dtype)
+    weights = xp.empty((T, N, A_flat.shape[2]), dtype=dtype)
 
     def run(rows):  # the T steps for one block of rows (_row_blocks.py)
-        recurrent = xp.empty((rows.stop - rows.start, 4 * H), dtype=gates.dtype)
+        recurrent = xp.empty((rows.stop - rows.start, 4 * H), dtype=dtype)
         A_rows = A_flat[rows]
         for t in range(T):
             ha[t, rows, H:], weights[t, rows] = attend(xp, ha[t, rows, :H], A_rows)
-            g = gates[t, rows]
-            g += xp.matmul(ha[t, rows], W_ha, out=recurrent)
+            xp.matmul(ha[t, rows], W_ha, out=recurrent)
+            g = gates[t, :, rows]  # (4, rows, H), each gate's block contiguous
+            xp.add(gate_major(recurrent), gate_major(a[t, rows]), out=g)  # the pre-activations, gate-major
             cell_forward(xp, g, cells[t, rows], cells[t + 1, rows], tanh_c[t, rows])
-            xp.multiply(g[:, 2 * H : 3 * H], tanh_c[t, rows], out=ha[t + 1, rows, :H])
+            xp.multiply(g[2], tanh_c[t, rows], out=ha[t + 1, rows, :H])
 
     over_rows(gates, run, N)
     h = batch_major(ha[1:, :, :H])
@@ -135,7 +135,7 @@ def attention_loop_backward(dh, cache):
     xp = get_array_module(dh)
     A_flat = A.reshape(N, H, -1)
     L = A_flat.shape[2]
-    da = xp.empty_like(gates)
+    da = xp.empty((T, N, 4 * H), dtype=gates.dtype)
     dha = xp.empty((T, N, 2 * H), dtype=gates.dtype)  # [d prev_h through Wh, d attn]
     dscores = xp.empty_like(weights)
     dstate0 = xp.empty((N, H), dtype=gates.dtype)  # dh0 + dc0: both are mean(A)
@@ -143,11 +143,13 @@ def attention_loop_backward(dh, cache):
     def run(rows):  # the T steps back for one block of rows
         dprev_h = xp.zeros((rows.stop - rows.start, H), dtype=gates.dtype)
         dprev_c = xp.zeros_like(dprev_h)
+        da_step = xp.empty((4,) + dprev_h.shape, dtype=gates.dtype)  # one step's da, gate-major
         A_rows = A_flat[rows]
         for t in reversed(range(T)):
             dprev_h += dh[rows, t]  # now dnext_h of step t: from the output and from step t + 1
-            cell_backward(xp, dprev_h, dprev_c, gates[t, rows], cells[t, rows], tanh_c[t, rows], da[t, rows],
+            cell_backward(xp, dprev_h, dprev_c, gates[t, :, rows], cells[t, rows], tanh_c[t, rows], da_step,
                           dprev_c)
+            gate_major(da[t, rows])[...] = da_step  # into the (N, 4H) layout the products read
             xp.matmul(da[t, rows], W_ha.T, out=dha[t, rows])
             dscores[t, rows] = scores_backward(dha[t, rows, H:], A_rows, weights[t, rows])
             # prev_h was both the recurrent input and the attention query.
