@@ -28,10 +28,6 @@ Who decides, strongest first:
    set the BLAS's count when the process starts; minicap never goes above it.
 3. The size rule above, which can only lower the count.
 
-When the count kept is more than one, the recurrent loops also split their batch's
-rows among that many threads of their own (``kernels/_row_blocks.py``), with the BLAS
-on one thread and its idle workers stopped meanwhile (``one_blas_thread``).
-
 docs/performance.md has the measurements behind ``SMALL_STEP``.
 """
 
@@ -91,47 +87,6 @@ def chosen():
     return getattr(_chosen, "n", None)
 
 
-def row_workers():
-    """How many threads a recurrent loop may split its batch among (``minicap.kernels``):
-    the count of an enclosing ``limit(n)``, else the count an enclosing ``for_model``
-    block kept, else 1. Outside both, the BLAS alone decides how to use the cores."""
-    return chosen() or getattr(_chosen, "policy", None) or 1
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Within the block, each BLAS call runs on one thread: for code that runs its own
-    threads, whose BLAS calls would otherwise compete for the same cores."""
-    with _controller().limit(limits=1, user_api="blas"):
-        _stop_idle_workers()
-        yield
-
-
-def _stop_idle_workers():
-    """Stop OpenBLAS's worker threads, which spin on their cores for about 0.1 s after
-    every threaded product, waiting for the next one, and would compete with our own
-    threads for the cores. OpenBLAS starts them again at its next threaded product
-    (measured: 0.1-0.2 ms to stop them; the next product as fast as before).
-    Only OpenBLAS builds with their own thread server have the function."""
-    for lib in _controller().lib_controllers:
-        if lib.internal_api == "openblas" and getattr(lib, "threading_layer", None) == "pthreads":
-            stop = getattr(lib.dynlib, "blas_thread_shutdown_", None)
-            if stop is not None:
-                stop()
-
-
-_CONTROLLER = []
-
-
-def _controller():
-    """threadpoolctl's controller, made once (it inspects the loaded libraries: tens of ms)."""
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
-
-
 def threads_for(rows, hidden_dim, gate_width):
     """What the size rule picks for a recurrent product of rows x hidden_dim x gate_width:
     1, or None for "the BLAS's own count"."""
@@ -152,21 +107,17 @@ class _Policy:
         self.model, self.rows = model, rows
         self.choice = None  # the thread count set, or None for "left as it was"
         self._limiter = None
-        self._outer_workers = None
 
     def __enter__(self):
-        self._outer_workers = getattr(_chosen, "policy", None)
         self.recheck()
         return self
 
     def __exit__(self, *exc):
         self._restore()
-        _chosen.policy = self._outer_workers
 
     def recheck(self):
         """Choose again (another process may have started or stopped since)."""
         self._restore()
-        _chosen.policy = self._outer_workers
         if chosen() is not None or not hasattr(self.model, "cell") or self.model.device != "cpu":
             return
         H = self.model.hidden_dim
@@ -177,8 +128,6 @@ class _Policy:
         if n is not None:
             self._limiter = _threadpool_limits(n)
         self.choice = n
-        # The recurrent loops split their batch among as many threads (kernels/_row_blocks.py).
-        _chosen.policy = _blas_count() if n is None else n
 
     def _restore(self):
         if self._limiter is not None:

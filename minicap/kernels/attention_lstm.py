@@ -21,7 +21,6 @@ from ..layers._checks import (
     expect_shape,
     shape_of,
 )
-from ._row_blocks import over_rows
 from ._through_time import batch_major, recurrent_weight_grad
 from .attention import attend, scores_backward
 from .embed_project import project_words, project_words_backward
@@ -103,19 +102,13 @@ def attention_loop_forward(a, A, Wh, Wattn):
     cells[0] = h0
     tanh_c = xp.empty((T, N, H), dtype=dtype)
     weights = xp.empty((T, N, A_flat.shape[2]), dtype=dtype)
-
-    def run(rows):  # the T steps for one block of rows (_row_blocks.py)
-        recurrent = xp.empty((rows.stop - rows.start, 4 * H), dtype=dtype)
-        A_rows = A_flat[rows]
-        for t in range(T):
-            ha[t, rows, H:], weights[t, rows] = attend(xp, ha[t, rows, :H], A_rows)
-            xp.matmul(ha[t, rows], W_ha, out=recurrent)
-            g = gates[t, :, rows]  # (4, rows, H), each gate's block contiguous
-            xp.add(gate_major(recurrent), gate_major(a[t, rows]), out=g)  # the pre-activations, gate-major
-            cell_forward(xp, g, cells[t, rows], cells[t + 1, rows], tanh_c[t, rows])
-            xp.multiply(g[2], tanh_c[t, rows], out=ha[t + 1, rows, :H])
-
-    over_rows(gates, run, N)
+    recurrent = xp.empty((N, 4 * H), dtype=dtype)
+    for t in range(T):
+        ha[t, :, H:], weights[t] = attend(xp, ha[t, :, :H], A_flat)
+        xp.matmul(ha[t], W_ha, out=recurrent)
+        xp.add(gate_major(recurrent), gate_major(a[t]), out=gates[t])  # the pre-activations, gate-major
+        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
+        xp.multiply(gates[t, 2], tanh_c[t], out=ha[t + 1, :, :H])
     h = batch_major(ha[1:, :, :H])
     return h, (A, W_ha, ha, cells, gates, tanh_c, weights)
 
@@ -138,25 +131,17 @@ def attention_loop_backward(dh, cache):
     da = xp.empty((T, N, 4 * H), dtype=gates.dtype)
     dha = xp.empty((T, N, 2 * H), dtype=gates.dtype)  # [d prev_h through Wh, d attn]
     dscores = xp.empty_like(weights)
-    dstate0 = xp.empty((N, H), dtype=gates.dtype)  # dh0 + dc0: both are mean(A)
-
-    def run(rows):  # the T steps back for one block of rows
-        dprev_h = xp.zeros((rows.stop - rows.start, H), dtype=gates.dtype)
-        dprev_c = xp.zeros_like(dprev_h)
-        da_step = xp.empty((4,) + dprev_h.shape, dtype=gates.dtype)  # one step's da, gate-major
-        A_rows = A_flat[rows]
-        for t in reversed(range(T)):
-            dprev_h += dh[rows, t]  # now dnext_h of step t: from the output and from step t + 1
-            cell_backward(xp, dprev_h, dprev_c, gates[t, :, rows], cells[t, rows], tanh_c[t, rows], da_step,
-                          dprev_c)
-            gate_major(da[t, rows])[...] = da_step  # into the (N, 4H) layout the products read
-            xp.matmul(da[t, rows], W_ha.T, out=dha[t, rows])
-            dscores[t, rows] = scores_backward(dha[t, rows, H:], A_rows, weights[t, rows])
-            # prev_h was both the recurrent input and the attention query.
-            xp.add(dha[t, rows, :H], (A_rows @ dscores[t, rows][:, :, None])[:, :, 0], out=dprev_h)
-        xp.add(dprev_h, dprev_c, out=dstate0[rows])
-
-    over_rows(da, run, N)
+    da_step = xp.empty((4, N, H), dtype=gates.dtype)  # one step's da, gate-major like the gates
+    dprev_h = xp.zeros((N, H), dtype=gates.dtype)
+    dprev_c = xp.zeros((N, H), dtype=gates.dtype)
+    for t in reversed(range(T)):
+        dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
+        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da_step, dprev_c)
+        gate_major(da[t])[...] = da_step  # into the (N, 4H) layout the products read
+        xp.matmul(da[t], W_ha.T, out=dha[t])
+        dscores[t] = scores_backward(dha[t, :, H:], A_flat, weights[t])
+        # prev_h was both the recurrent input and the attention query.
+        xp.add(dha[t, :, :H], (A_flat @ dscores[t][:, :, None])[:, :, 0], out=dprev_h)
     dW_ha = recurrent_weight_grad(ha[:-1], da)
     # Sum over t of the value term dattn_t w_t^T and the key term h_{t-1} dscores_t^T,
     # each one batched (H, T) @ (T, L) product per example.
@@ -164,5 +149,5 @@ def attention_loop_backward(dh, cache):
     dA = dattn.transpose(1, 2, 0) @ weights.transpose(1, 0, 2)
     dA += h_prev.transpose(1, 2, 0) @ dscores.transpose(1, 0, 2)
     # h0 = c0 = mean over the L locations spreads their gradient evenly.
-    dA += (dstate0 * (1.0 / L))[:, :, None]
+    dA += ((dprev_h + dprev_c) * (1.0 / L))[:, :, None]
     return da, dA.reshape(A.shape), dW_ha[:H], dW_ha[H:]

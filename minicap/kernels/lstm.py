@@ -17,8 +17,7 @@ What differs from the course file (docs/kernels.md measures each):
   The attention LSTM (``attention_lstm.py``) reuses the same cell.
 - The sequence is the batched input projection (``embed_project.project_words``)
   plus the loop (``lstm_loop_forward``), whose buffers are time-major so that
-  each step's slice is contiguous. On several threads the loop runs as
-  independent loops over blocks of the batch's rows (``_row_blocks.py``).
+  each step's slice is contiguous.
 """
 
 from ..backend import get_array_module
@@ -31,7 +30,6 @@ from ..layers._checks import (
     expect_shape,
     shape_of,
 )
-from ._row_blocks import over_rows
 from ._through_time import batch_major, recurrent_weight_grad, states_buffer
 from .embed_project import project_words, project_words_backward
 
@@ -186,17 +184,12 @@ def lstm_loop_forward(a, h0, Wh):
     states = states_buffer(xp, h0, T, dtype)
     cells = xp.zeros((T + 1, N, H), dtype=dtype)  # [0] is c0 = 0, [t + 1] is c^(t)
     tanh_c = xp.empty((T, N, H), dtype=dtype)  # kept: the backward needs it at every step
-
-    def run(rows):  # the T steps for one block of rows (_row_blocks.py)
-        recurrent = xp.empty((rows.stop - rows.start, 4 * H), dtype=dtype)
-        for t in range(T):
-            xp.matmul(states[t, rows], Wh, out=recurrent)
-            g = gates[t, :, rows]  # (4, rows, H), each gate's block contiguous
-            xp.add(gate_major(recurrent), gate_major(a[t, rows]), out=g)  # the pre-activations, gate-major
-            cell_forward(xp, g, cells[t, rows], cells[t + 1, rows], tanh_c[t, rows])
-            xp.multiply(g[2], tanh_c[t, rows], out=states[t + 1, rows])
-
-    over_rows(gates, run, N)
+    recurrent = xp.empty((N, 4 * H), dtype=dtype)
+    for t in range(T):
+        xp.matmul(states[t], Wh, out=recurrent)
+        xp.add(gate_major(recurrent), gate_major(a[t]), out=gates[t])  # the pre-activations, gate-major
+        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
+        xp.multiply(gates[t, 2], tanh_c[t], out=states[t + 1])
     return batch_major(states[1:]), (Wh, states, cells, gates, tanh_c)
 
 
@@ -207,19 +200,12 @@ def lstm_loop_backward(dh, cache):
     expect_grad("dh", dh, (N, T, H), "h")
     xp = get_array_module(dh)
     da = xp.empty((T, N, 4 * H), dtype=gates.dtype)
-    dh0 = xp.empty((N, H), dtype=gates.dtype)
-
-    def run(rows):  # the T steps back for one block of rows
-        dprev_h = xp.zeros((rows.stop - rows.start, H), dtype=gates.dtype)
-        dprev_c = xp.zeros_like(dprev_h)
-        da_step = xp.empty((4,) + dprev_h.shape, dtype=gates.dtype)  # one step's da, gate-major
-        for t in reversed(range(T)):
-            dprev_h += dh[rows, t]  # now dnext_h of step t: from the output and from step t + 1
-            cell_backward(xp, dprev_h, dprev_c, gates[t, :, rows], cells[t, rows], tanh_c[t, rows], da_step,
-                          dprev_c)
-            gate_major(da[t, rows])[...] = da_step  # into the (N, 4H) layout the products read
-            xp.matmul(da[t, rows], Wh.T, out=dprev_h)
-        dh0[rows] = dprev_h
-
-    over_rows(da, run, N)
-    return da, dh0, recurrent_weight_grad(states[:-1], da)
+    da_step = xp.empty((4, N, H), dtype=gates.dtype)  # one step's da, gate-major like the gates
+    dprev_h = xp.zeros((N, H), dtype=gates.dtype)
+    dprev_c = xp.zeros((N, H), dtype=gates.dtype)
+    for t in reversed(range(T)):
+        dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
+        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da_step, dprev_c)
+        gate_major(da[t])[...] = da_step  # into the (N, 4H) layout the products read
+        xp.matmul(da[t], Wh.T, out=dprev_h)
+    return da, dprev_h, recurrent_weight_grad(states[:-1], da)

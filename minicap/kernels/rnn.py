@@ -16,7 +16,6 @@ from ..layers._checks import (
     expect_shape,
     shape_of,
 )
-from ._row_blocks import over_rows
 from ._through_time import batch_major, recurrent_weight_grad, states_buffer
 from .embed_project import project_words, project_words_backward
 
@@ -58,15 +57,11 @@ def rnn_loop_forward(a, h0, Wh):
     T = expect_projected_inputs(a, N, H, f"{shape_of('h0', h0)} and {shape_of('Wh', Wh)}, time-major")
     xp = get_array_module(a, h0, Wh)
     states = states_buffer(xp, h0, T, a.dtype)
-
-    def run(rows):  # the T steps for one block of rows (_row_blocks.py)
-        for t in range(T):
-            # h^(t) = tanh(h^(t-1) @ Wh + a[t]), computed in its slot of the state buffer.
-            h = xp.matmul(states[t, rows], Wh, out=states[t + 1, rows])
-            h += a[t, rows]
-            xp.tanh(h, out=h)
-
-    over_rows(states, run, N)
+    for t in range(T):
+        # h^(t) = tanh(h^(t-1) @ Wh + a[t]), computed in its slot of the state buffer.
+        h = xp.matmul(states[t], Wh, out=states[t + 1])
+        h += a[t]
+        xp.tanh(h, out=h)
     return batch_major(states[1:]), (Wh, states)
 
 
@@ -77,19 +72,13 @@ def rnn_loop_backward(dh, cache):
     expect_grad("dh", dh, (N, T, H), "h")
     xp = get_array_module(dh)
     da = xp.empty((T, N, H), dtype=states.dtype)
-    dh0 = xp.empty((N, H), dtype=states.dtype)
-
-    def run(rows):  # the T steps back for one block of rows
-        dprev_h = xp.zeros((rows.stop - rows.start, H), dtype=states.dtype)
-        for t in reversed(range(T)):
-            h, da_t = states[t + 1, rows], da[t, rows]
-            # da = (dh_t + dprev_h) * (1 - h^2), built in da[t] without temporaries.
-            xp.multiply(h, h, out=da_t)
-            xp.subtract(1.0, da_t, out=da_t)
-            dprev_h += dh[rows, t]
-            da_t *= dprev_h
-            xp.matmul(da_t, Wh.T, out=dprev_h)
-        dh0[rows] = dprev_h
-
-    over_rows(da, run, N)
-    return da, dh0, recurrent_weight_grad(states[:-1], da)
+    dprev_h = xp.zeros((N, H), dtype=states.dtype)
+    for t in reversed(range(T)):
+        h = states[t + 1]
+        # da = (dh_t + dprev_h) * (1 - h^2), built in da[t] without temporaries.
+        xp.multiply(h, h, out=da[t])
+        xp.subtract(1.0, da[t], out=da[t])
+        dprev_h += dh[:, t]
+        da[t] *= dprev_h
+        xp.matmul(da[t], Wh.T, out=dprev_h)
+    return da, dprev_h, recurrent_weight_grad(states[:-1], da)
