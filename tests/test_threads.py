@@ -100,11 +100,25 @@ def test_a_large_model_keeps_the_blas_threads_only_where_they_measure_faster(mon
             assert set(_blas_threads()) == {1}
 
 
+@pytest.mark.parametrize("gains, expected", [([1.0, 1.6], None), ([1.0, 1.1], 1)])
+def test_a_low_reading_is_taken_again_before_settling_on_one_thread(monkeypatch, gains, expected):
+    """One spoiled measurement on an idle machine must not cost the run its second core;
+    a busy machine reads low every time."""
+    readings = iter(gains)
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    monkeypatch.setattr(threads, "speedup", lambda *args: next(readings))
+    vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2}
+    large = CaptioningRNN(vocab, input_dim=4, wordvec_dim=4, hidden_dim=1024, cell_type="lstm")
+    with threads.for_model(large, rows=128) as policy:
+        assert policy.choice == expected
+    assert next(readings, "all read") == "all read"  # both readings were taken, no more
+
+
 def test_the_policy_is_measured_again_at_every_epoch(monkeypatch):
     from minicap import CaptioningSolver
     from test_solver_toy import toy_data
 
-    gains = iter([2.0, 0.9, 2.0, 2.0])
+    gains = iter([2.0, 0.9, 0.9, 2.0])  # epoch 1 reads low twice
     monkeypatch.setattr(threads, "_blas_count", lambda: 2)
     monkeypatch.setattr(threads, "threads_for", lambda *args: None)  # treat the toy model as large
     monkeypatch.setattr(threads, "speedup", lambda *args: next(gains))
