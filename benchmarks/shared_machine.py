@@ -10,6 +10,7 @@ hand, not as a test:
     python benchmarks/shared_machine.py                  # the attention training run
     python benchmarks/shared_machine.py --demo           # and minicap demo (minutes)
     python benchmarks/shared_machine.py --rounds 3
+    python benchmarks/shared_machine.py --demo --policy-only   # skip the slow every-core runs
 """
 
 import argparse
@@ -42,6 +43,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="also time minicap demo")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--policy-only", action="store_true",
+                        help="time only the policy, not --threads <cores> (the demo takes minutes that way when busy)")
     args = parser.parse_args()
     cores = os.cpu_count()
     print(f"CPU: {cpu_model()}; {cores} cores; load average before: {os.getloadavg()[0]:.1f}")
@@ -54,7 +57,8 @@ def main():
             run(["demo", "--quick", "--quiet"], home, os.path.join(tmp, "warm_demo"), [])
         print(f"{'command':22s} {'threads':>10s} {'idle s':>8s} {'busy s':>8s} {'busy/idle':>10s}")
         for name, command in commands:
-            for label, extra in (("policy", []), (f"{cores} (off)", ["--threads", str(cores)])):
+            ways = [("policy", [])] + ([] if args.policy_only else [(f"{cores} (off)", ["--threads", str(cores)])])
+            for label, extra in ways:
                 times = {"idle": [], "busy": []}
                 for _ in range(args.rounds):
                     times["idle"].append(run(command, home, os.path.join(tmp, "out"), extra))
