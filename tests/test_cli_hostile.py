@@ -3,7 +3,6 @@ traceback, and sizes checked against the machine before anything is allocated.""
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap

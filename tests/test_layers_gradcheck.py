@@ -8,7 +8,6 @@ difference error of the recurrent weights grows with them (dWh typically lands
 near 1e-8 but can reach ~1e-7 on unlucky draws).
 """
 
-import inspect
 
 import numpy as np
 import pytest

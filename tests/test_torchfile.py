@@ -1,7 +1,6 @@
 """The torch-free reader: committed fixtures (no torch needed), hostile and
 damaged files, and round trips through real ``torch.save`` when torch is installed."""
 
-import io
 import os
 import pathlib
 import pickle

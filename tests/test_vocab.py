@@ -53,7 +53,7 @@ def test_encode_known_values_truncation_and_unk():
     w2i, i2w = build_vocab(["red circle", "red square"])
     out = encode_captions(["red circle", "blue circle red square extra"], w2i, max_length=3)
     assert out.dtype == np.int32 and out.shape == (2, 5)
-    r, c, s = w2i["red"], w2i["circle"], w2i["square"]
+    r, c = w2i["red"], w2i["circle"]
     np.testing.assert_array_equal(out[0], [1, r, c, 2, 0])
     np.testing.assert_array_equal(out[1], [1, 3, c, r, 2])  # "blue" unknown, cut after 3 words
 
