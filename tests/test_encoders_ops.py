@@ -141,16 +141,17 @@ def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monke
     np.testing.assert_allclose(out, conv_loop(x, w, b, stride, 1, groups), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("stride", [1, 2])  # depthwise (groups=8): row taps, windows
 @pytest.mark.parametrize("groups", [1, 2, 8])
-def test_conv2d_backends_agree_and_float32_stays_float32(xp, rng, groups):
+def test_conv2d_backends_agree_and_float32_stays_float32(xp, rng, groups, stride):
     x = rng.standard_normal((2, 10, 9, 8)).astype(np.float32)
     w = rng.standard_normal((8, 8 // groups, 3, 3)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
-    out = conv2d(xp.asarray(x), xp.asarray(w), xp.asarray(b), stride=2, padding=1, groups=groups)
+    out = conv2d(xp.asarray(x), xp.asarray(w), xp.asarray(b), stride=stride, padding=1, groups=groups)
     assert isinstance(out, xp.ndarray)
     assert out.dtype == np.float32
-    assert out.shape == (2, 5, 5, 8)
-    ref = conv_loop(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 2, 1, groups)
+    assert out.shape == ((2, 10, 9, 8) if stride == 1 else (2, 5, 5, 8))
+    ref = conv_loop(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, 1, groups)
     np.testing.assert_allclose(to_numpy(out), ref, rtol=1e-4, atol=1e-4)
 
 
