@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from minicap.backend import to_numpy
 from minicap.encoders import ops, parallel
-from minicap.encoders.ops import EINSUM_MIN_CHANNELS, Depthwise, Grouped, Pointwise, conv2d, fold_batch_norm, make_conv, relu, relu6
+from minicap.encoders.ops import Depthwise, Grouped, Pointwise, conv2d, fold_batch_norm, make_conv, relu, relu6
 
 
 def conv_loop(x, w, b, stride, padding, groups):
@@ -70,26 +70,56 @@ def test_each_shape_gets_its_formulation(rng):
     assert isinstance(make_conv(np.ones((4, 3, 1, 1)), np.zeros(4), padding=1), Grouped)  # a padded 1x1 conv
 
 
-@pytest.mark.parametrize("channels", [6, EINSUM_MIN_CHANNELS])  # shifted multiply-adds, einsum
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("channels", [1, 6, 96])
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("kernel", [1, 3, 5])
-def test_depthwise_formulations_match_the_loop(rng, channels, stride, kernel):
-    x = rng.standard_normal((2, 9, 8, channels))
+@pytest.mark.parametrize("kernel, padding", [(1, 0), (3, 0), (3, 1), (5, 2), (3, 2)])
+def test_depthwise_formulations_match_the_loop(rng, dtype, channels, stride, kernel, padding):
+    # Odd sizes, so that neither the rows nor the columns divide evenly by the stride.
+    x = rng.standard_normal((2, 9, 7, channels))
     w = rng.standard_normal((channels, 1, kernel, kernel))
     b = rng.standard_normal(channels)
-    out = conv2d(x, w, b, stride=stride, padding=kernel // 2, groups=channels)
-    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, kernel // 2, channels), rtol=1e-10, atol=1e-10)
+    out = conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), stride=stride, padding=padding, groups=channels)
+    assert out.dtype == dtype
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, padding, channels), rtol=tol, atol=tol)
 
 
-def test_depthwise_formulation_is_chosen_from_the_shape(monkeypatch, rng):
+@pytest.mark.parametrize("stride, row_taps", [(1, True), (2, False), (3, False)])
+def test_depthwise_formulation_is_chosen_from_the_stride(monkeypatch, rng, stride, row_taps):
     calls = []
-    shifted = ops._shifted_multiply_adds
-    monkeypatch.setattr(ops, "_shifted_multiply_adds", lambda view, w: calls.append(view.shape) or shifted(view, w))
-    for channels, stride, expected in [(8, 1, 1), (8, 2, 0), (EINSUM_MIN_CHANNELS, 1, 0)]:
-        calls.clear()
-        layer = make_conv(rng.standard_normal((channels, 1, 3, 3)), np.zeros(channels), stride, 1, channels)
-        layer(rng.standard_normal((1, 6, 6, channels)))
-        assert len(calls) == expected, (channels, stride)
+    taps = Depthwise._row_taps
+    monkeypatch.setattr(Depthwise, "_row_taps", lambda self, *a: calls.append(a[1:]) or taps(self, *a))
+    layer = make_conv(rng.standard_normal((8, 1, 3, 3)), np.zeros(8), stride, 1, 8)
+    layer(rng.standard_normal((1, 7, 6, 8)))
+    assert calls == ([(0, 7)] if row_taps else [])
+
+
+def test_row_taps_are_the_rows_of_each_tap(rng):
+    # [n, i, p, q] of the view is input row r0 + i + p from column q on, Wo pixels of C channels.
+    layer = make_conv(rng.standard_normal((4, 1, 3, 2)), np.zeros(4), 1, 0, 4)
+    x = rng.standard_normal((2, 7, 6, 4))
+    taps = layer._row_taps(x, 2, 5)
+    assert taps.shape == (2, 3, 3, 2, 5 * 4)
+    for i in range(3):
+        for p in range(3):
+            for q in range(2):
+                np.testing.assert_array_equal(taps[:, i, p, q], x[:, 2 + i + p, q : q + 5].reshape(2, 20))
+
+
+def test_depthwise_row_taps_read_a_non_contiguous_input(rng):
+    # A view whose pixels do not lie side by side (every other channel) is copied first, not misread.
+    x = rng.standard_normal((2, 6, 5, 8))[..., ::2]
+    w = rng.standard_normal((4, 1, 3, 3))
+    out = conv2d(x, w, None, stride=1, padding=1, groups=4)
+    np.testing.assert_allclose(out, conv_loop(x, w, None, 1, 1, 4), rtol=1e-10, atol=1e-10)
+
+
+def test_depthwise_bands_of_rows_equal_the_whole_output(rng):
+    layer = make_conv(rng.standard_normal((5, 1, 3, 3)), rng.standard_normal(5), 1, 0, 5)
+    x = rng.standard_normal((2, 11, 9, 5))
+    whole = layer._rows(x, 0, 9)
+    np.testing.assert_array_equal(np.concatenate([layer._rows(x, 0, 4), layer._rows(x, 4, 9)], axis=1), whole)
 
 
 @pytest.mark.parametrize(
@@ -111,25 +141,17 @@ def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monke
     np.testing.assert_allclose(out, conv_loop(x, w, b, stride, 1, groups), rtol=1e-10, atol=1e-10)
 
 
-def test_shifted_multiply_adds_of_a_strided_view_match_the_loop(rng):
-    # The einsum takes every strided case in the networks; the tap loop is still right for them.
-    x = rng.standard_normal((2, 9, 8, 5))
-    w = rng.standard_normal((5, 1, 3, 3))
-    view = ops.windows(ops.pad(x, 1), 3, 3, 2)
-    out = ops._shifted_multiply_adds(view, w[:, 0].transpose(1, 2, 0))
-    np.testing.assert_allclose(out, conv_loop(x, w, None, 2, 1, 5), rtol=1e-10, atol=1e-10)
-
-
+@pytest.mark.parametrize("stride", [1, 2])  # depthwise (groups=8): row taps, windows
 @pytest.mark.parametrize("groups", [1, 2, 8])
-def test_conv2d_backends_agree_and_float32_stays_float32(xp, rng, groups):
+def test_conv2d_backends_agree_and_float32_stays_float32(xp, rng, groups, stride):
     x = rng.standard_normal((2, 10, 9, 8)).astype(np.float32)
     w = rng.standard_normal((8, 8 // groups, 3, 3)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
-    out = conv2d(xp.asarray(x), xp.asarray(w), xp.asarray(b), stride=2, padding=1, groups=groups)
+    out = conv2d(xp.asarray(x), xp.asarray(w), xp.asarray(b), stride=stride, padding=1, groups=groups)
     assert isinstance(out, xp.ndarray)
     assert out.dtype == np.float32
-    assert out.shape == (2, 5, 5, 8)
-    ref = conv_loop(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 2, 1, groups)
+    assert out.shape == ((2, 10, 9, 8) if stride == 1 else (2, 5, 5, 8))
+    ref = conv_loop(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, 1, groups)
     np.testing.assert_allclose(to_numpy(out), ref, rtol=1e-4, atol=1e-4)
 
 

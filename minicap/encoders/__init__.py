@@ -3,7 +3,7 @@
 - ``encoder``       ``load_encoder(name, weights)`` and the ``Encoder`` it returns
 - ``mobilenet_v2``  MobileNet v2's ``features`` trunk: 1280 channels at stride 32
 - ``regnet``        RegNet-X-400MF's stem and trunk: 400 channels at stride 32
-- ``ops``           channel-last convs (1x1 product, depthwise einsum or taps, grouped shifted products or im2col), BN folding
+- ``ops``           channel-last convs (1x1 product, depthwise einsum over row taps or windows, grouped shifted products or im2col), BN folding
 - ``blocks``        the residual bottleneck of both networks, in bands of rows
 - ``parallel``      the encoders' threads: chunks of images, bands of rows, or BLAS's threads for one image
 - ``memory``        large arrays as views of reused per-thread buffers

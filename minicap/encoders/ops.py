@@ -9,9 +9,9 @@ Why channel-last: a pixel's C values are contiguous, so
 
 - a 1x1 convolution is one plain matrix product, (N*H*W, C) @ (C, F), on the
   array as it lies (no copy);
-- a depthwise 3x3 convolution is a sum over 9 taps, each a shifted slice
-  whose rows of W*C values are contiguous, weighted per channel along the
-  contiguous last axis;
+- a depthwise 3x3 convolution with stride 1 is a sum over 9 taps, each a
+  shifted slice whose image rows of W*C values are contiguous, weighted per
+  channel by the filter repeated along the row;
 - the receptive field of a k x k convolution is k runs of k*C contiguous values
   (im2col copies long runs, not single pixels).
 
@@ -36,15 +36,6 @@ from minicap.backend import get_array_module, to_device
 from minicap.encoders import parallel
 from minicap.encoders.memory import empty
 
-# Depthwise convolutions with at least this many channels are computed as one
-# einsum over a strided view of all windows: NumPy's einsum loop runs along the
-# channels and beats 9 separate multiply-adds (17 passes over the output) once
-# that inner loop is this long. With fewer channels (MobileNet's first, 32-wide
-# block) the 9 shifted multiply-adds on long contiguous rows are faster.
-# Measured on 2-core AMD EPYC, NumPy 2.4: C = 32 at 56x56: taps 27 ms, einsum 42 ms
-# (64 images); C = 144 at 28x28: 20 vs 19 ms; C >= 192 einsum 2x faster; stride 2:
-# einsum 2x faster at every width (a strided tap has no long contiguous rows).
-EINSUM_MIN_CHANNELS = 96
 
 
 def _check_conv_args(x, w, b, stride, padding, groups):
@@ -264,49 +255,71 @@ class Pointwise(_Conv):
 class Depthwise(_Conv):
     """One KH x KW filter per channel: weight (KH, KW, C), bias (C,). (N, H, W, C) -> (N, Ho, Wo, C).
 
-    out[n, i, j, c] = b[c] + sum_{p, q} w[p, q, c] * xpad[n, i*s + p, j*s + q, c]. Two
-    formulations, chosen from the shape (see ``EINSUM_MIN_CHANNELS``): an einsum over the
-    strided view of all windows, or KH*KW shifted multiply-adds.
+    out[n, i, j, c] = b[c] + sum_{p, q} w[p, q, c] * xpad[n, i*s + p, j*s + q, c], as one
+    einsum in either of two formulations, chosen from the stride:
+
+    - stride 1, *row taps*: tap (p, q) of output row i is input row i + p from column q on,
+      and the Wo pixels it covers are one contiguous run of Wo*C values. So the einsum runs
+      over a strided view (N, Ho, KH, KW, Wo*C) of whole rows against the filter repeated
+      Wo times along the row, (KH, KW, Wo*C): its inner loop is a multiply-accumulate along
+      Wo*C values, one pass per tap. Measured on the 2-core AMD EPYC, NumPy 2.4, one thread
+      (us), against the window einsum below and 9 shifted multiply-adds (17 passes over the
+      output): 112x112x32 505 / 2339 / 831; 56x56x144 551 / 974 / 912; 14x14x384 94 / 138
+      / 246; 7x7x960 60 / 72 / 124; 8 images of 28x28x144 1376 / 2199 / 2765.
+    - stride s > 1, *windows*: an einsum over the view (N, Ho, Wo, KH, KW, C) of all
+      receptive fields; its inner loop runs along the C channels only, but the columns a
+      strided tap reads are not contiguous. (Splitting the columns into s phases first, so
+      that the row taps apply, was no faster: 112x112x96 to 56x56, 1222 us against 1132,
+      of which the split copy 214.)
     """
 
     def __init__(self, weight, bias, stride=1, padding=0, activation=None):
         super().__init__(weight, bias, stride, padding, activation)
         self.kernel = weight.shape[:2]
+        self._weight_rows = {}  # output width Wo -> the weights repeated along a row, (KH, KW, Wo*C)
+
+    def to(self, device):
+        moved = super().to(device)
+        moved._weight_rows = {}
+        return moved
 
     @property
     def out_channels(self):
         return self.weight.shape[2]
 
     def _rows(self, x, r0, r1):
+        xp = get_array_module(x, self.weight)
         kh, kw, c = self.weight.shape
-        view = windows(x, kh, kw, self.stride)[:, r0:r1]
-        if c >= EINSUM_MIN_CHANNELS or self.stride > 1:
-            xp = get_array_module(x, self.weight)
-            if xp is not np:  # CuPy's einsum has no out=
-                return xp.einsum("nhwpqc,pqc->nhwc", view, self.weight)
-            out = empty(view.shape[:3] + (c,), np.result_type(x, self.weight))
-            return np.einsum("nhwpqc,pqc->nhwc", view, self.weight, out=out)
-        return _shifted_multiply_adds(view, self.weight)
+        n, ho, wo = x.shape[0], r1 - r0, (x.shape[2] - kw) // self.stride + 1
+        if self.stride == 1:
+            taps, weight, spec, shape = self._row_taps(x, r0, r1), self.weight_rows(wo), "nhpqx,pqx->nhx", (n, ho, wo * c)
+        else:
+            taps, weight, spec, shape = windows(x, kh, kw, self.stride)[:, r0:r1], self.weight, "nhwpqc,pqc->nhwc", (n, ho, wo, c)
+        if xp is not np:  # CuPy's einsum has no out=
+            return xp.einsum(spec, taps, weight).reshape(n, ho, wo, c)
+        out = empty(shape, np.result_type(x, self.weight))
+        return np.einsum(spec, taps, weight, out=out).reshape(n, ho, wo, c)
 
+    def _row_taps(self, x, r0, r1):
+        """Stride 1 on padded x (N, H, W, C): a view (N, r1 - r0, KH, KW, Wo*C) whose [n, i, p, q]
+        is input row r0 + i + p from column q on, Wo pixels of C channels."""
+        xp = get_array_module(x)
+        kh, kw, c = self.weight.shape
+        if x.strides[3] != x.itemsize or x.strides[2] != c * x.itemsize:
+            x = xp.ascontiguousarray(x)  # a row's pixels must lie side by side
+        n, _, w, _ = x.shape
+        sn, sh, sw, sc = x.strides
+        return xp.lib.stride_tricks.as_strided(x[:, r0:], (n, r1 - r0, kh, kw, (w - kw + 1) * c), (sn, sh, sh, sw, sc))
 
-def _shifted_multiply_adds(view, w):
-    """sum_{p, q} view[:, :, :, p, q, :] * w[p, q, :], one tap at a time into one output and one scratch array."""
-    xp = get_array_module(view, w)
-    n, ho, wo, kh, kw, c = view.shape
-    # The weights repeated along a row, (KH, KW, Wo*C): each tap's product is then one
-    # long contiguous loop per output row instead of Wo loops of C.
-    rows = xp.ascontiguousarray(xp.broadcast_to(w[:, :, None, :], (kh, kw, wo, c))).reshape(kh, kw, 1, wo * c)
-    out = empty((n, ho, wo * c), view.dtype, xp)
-    scratch = empty((n, ho, wo * c), view.dtype, xp)  # reused by every tap: one buffer, not KH * KW temporaries
-    for p in range(kh):
-        for q in range(kw):
-            tap = view[:, :, :, p, q, :].reshape(n, ho, wo * c)  # a view when the conv has stride 1
-            if p == q == 0:
-                xp.multiply(tap, rows[0, 0], out=out)
-            else:
-                xp.multiply(tap, rows[p, q], out=scratch)
-                out += scratch
-    return out.reshape(n, ho, wo, c)
+    def weight_rows(self, wo):
+        """The weights repeated along an output row of ``wo`` pixels: (KH, KW, Wo*C), made once per width."""
+        rows = self._weight_rows.get(wo)
+        if rows is None:
+            xp = get_array_module(self.weight)
+            kh, kw, c = self.weight.shape
+            rows = xp.ascontiguousarray(xp.broadcast_to(self.weight[:, :, None, :], (kh, kw, wo, c))).reshape(kh, kw, wo * c)
+            self._weight_rows[wo] = rows
+        return rows
 
 
 class Grouped(_Conv):

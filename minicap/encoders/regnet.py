@@ -90,7 +90,8 @@ class RegNetX(Sequential):
 
     # A single image is shared among threads through BLAS's threads at every size: the work is
     # all products (see ``parallel``). Measured, 2 threads (ms): 224x224 bands 17.8, BLAS 13.8;
-    # 448x448 bands 38.7, BLAS 37.1.
+    # 448x448 bands 38.7, BLAS 37.1; again later, in the benchmark's alternation with torchvision,
+    # bands 44.2 and 45.7, BLAS 41.0 and 40.9.
     bands_min_pixels = None
 
     def __init__(self, layers):
