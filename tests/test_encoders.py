@@ -112,10 +112,13 @@ def test_chunks_and_threads_do_not_change_the_features(monkeypatch, rng, name):
     for threads, chunk_pixels in [(2, encoder.CHUNK_PIXELS), (3, encoder.CHUNK_PIXELS), (2, 64 * 48)]:
         monkeypatch.setattr(encoder, "CHUNK_PIXELS", chunk_pixels)
         enc = load_encoder(name, weights=state, threads=threads)
-        calls = []
+        calls, pinned = [], []
         monkeypatch.setattr(enc._workers, "map", lambda fn, items, map=enc._workers.map: calls.append(len(items)) or map(fn, items))
+        own_cores = enc._workers.own_cores
+        monkeypatch.setattr(enc._workers, "own_cores", lambda: pinned.append(True) or own_cores())
         out = enc(images)
         assert calls == [min(5, threads if chunk_pixels > 64 * 48 else 5)]  # chunks: 2 or 3 by the threads, or one per image
+        assert pinned == [True]  # the chunks' threads run on a CPU each (parallel.Workers.own_cores)
         np.testing.assert_allclose(out, serial, rtol=0, atol=scale)
 
 

@@ -4,6 +4,7 @@ batch-norm folding against conv-then-BN, activations."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -255,6 +256,58 @@ def test_other_running_tasks_sees_a_busy_process():
     finally:
         busy.kill()
         busy.wait()
+
+
+_AFFINITY = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
+@pytest.mark.skipif(not _AFFINITY, reason="needs Linux's sched_setaffinity and two CPUs")
+def test_own_cores_gives_each_thread_a_cpu_of_its_own_and_then_gives_them_back():
+    workers = parallel.Workers(2)
+    before = os.sched_getaffinity(0)
+    with workers.own_cores():
+        ids = [threading.get_native_id()] + workers._pool_ids
+        inside = [os.sched_getaffinity(tid) for tid in ids]
+        # and the pool still works, pinned
+        assert workers.map(lambda v: v + 1, range(5)) == [1, 2, 3, 4, 5]
+    assert len(ids) == 2 and all(len(cpus) == 1 for cpus in inside)
+    assert inside[0] != inside[1]
+    assert [os.sched_getaffinity(tid) for tid in ids] == [before, before]
+
+
+@pytest.mark.skipif(not _AFFINITY, reason="needs Linux's sched_setaffinity")
+def test_own_cores_changes_nothing_with_more_threads_than_cpus():
+    workers = parallel.Workers(len(os.sched_getaffinity(0)) + 1)
+    before = os.sched_getaffinity(0)
+    with workers.own_cores():
+        assert os.sched_getaffinity(0) == before
+        assert all(os.sched_getaffinity(tid) == before for tid in workers._pool_ids)
+
+
+def test_own_cores_is_a_no_op_without_sched_getaffinity(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    workers = parallel.Workers(2)
+    with workers.own_cores():
+        assert workers.map(lambda v: 2 * v, [1, 2, 3]) == [2, 4, 6]
+
+
+def test_batches_and_banded_images_run_on_own_cores_blas_threaded_ones_do_not(monkeypatch, rng):
+    pinned = []
+    original = parallel.Workers.own_cores
+
+    def spy(self):
+        pinned.append(True)
+        return original(self)
+
+    monkeypatch.setattr(parallel.Workers, "own_cores", spy)
+    monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # BLAS's threads pay for small images
+    workers = parallel.Workers(2)
+    with workers.sharing_one_image(448, 448, 256 * 256):  # bands on our threads
+        pass
+    assert pinned == [True]
+    with workers.sharing_one_image(224, 224, 256 * 256):  # BLAS's threads
+        pass
+    assert pinned == [True]
 
 
 def test_workers_map_keeps_the_order():

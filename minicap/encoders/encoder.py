@@ -129,7 +129,7 @@ class Encoder:
         if len(chunks) == 1:  # a single image: the threads share each of its layers instead
             with self._workers.sharing_one_image(h, w, network.bands_min_pixels) as workers:
                 return encode(images, workers)
-        with one_blas_thread():
+        with one_blas_thread(), self._workers.own_cores():
             return np.concatenate(self._workers.map(encode, chunks))
 
     def __repr__(self):
