@@ -24,7 +24,10 @@ def test_the_size_rule():
     assert threads.threads_for(1, 1, threads.SMALL_STEP) is None
 
 
-def test_for_model_lowers_the_count_for_a_small_model_only():
+def test_for_model_lowers_the_count_for_a_small_model_only(monkeypatch):
+    # The large model's choice is measured; the measurement is stood in for (an idle
+    # machine where the threads pay), so that a noisy machine cannot fail the test.
+    monkeypatch.setattr(threads, "speedup", lambda *args: 2.0)
     vocab = {"<NULL>": 0, "<START>": 1, "<END>": 2}
     small = CaptioningRNN(vocab, input_dim=4, wordvec_dim=4, hidden_dim=8, cell_type="lstm")
     before = _blas_threads()
