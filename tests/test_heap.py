@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from minicap import CaptioningSolver, heap
@@ -60,6 +61,17 @@ def test_training_keeps_freed_memory(monkeypatch):
     calls = []
     monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append(1))
     CaptioningSolver(ToyCaptioner(), toy_data(), batch_size=5, num_epochs=1, verbose=False).train()
+    assert calls
+
+
+def test_the_image_encoders_keep_freed_memory(monkeypatch, rng):
+    from minicap.encoders import load_encoder
+    from test_encoders import random_state
+
+    calls = []
+    monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append(1))
+    enc = load_encoder("regnet_x_400mf", weights=random_state("regnet_x_400mf", rng), threads=1)
+    enc(rng.integers(0, 256, (1, 3, 32, 32), dtype=np.uint8))
     assert calls
 
 
