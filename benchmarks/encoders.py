@@ -5,6 +5,11 @@ torchvision 0.29.1):
 
     python benchmarks/encoders.py                   # threads: the CPUs this process may use
     python benchmarks/encoders.py --threads 1 --repeat 5
+    python benchmarks/encoders.py --device cuda     # CuPy against torchvision on the GPU
+
+On the GPU both libraries get the same uint8 images already on the device, each call
+ends with a device synchronisation, and the peak-memory table is left out (it measures
+the CPU process).
 
 Both libraries get the same thread count (``torch.set_num_threads`` and
 ``load_encoder(threads=)``), the same weights (torchvision's architecture with its
@@ -39,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from machine import cpu_model  # noqa: E402
+from minicap.backend import to_numpy  # noqa: E402
 from minicap.encoders import load_encoder  # noqa: E402
 from minicap.encoders.encoder import IMAGENET_MEAN, IMAGENET_STD, default_threads  # noqa: E402
 
@@ -105,25 +111,48 @@ def seconds(fn):
     return time.perf_counter() - start
 
 
-def compare_speed(threads, repeat, wait_s):
+def compare_speed(threads, repeat, wait_s, device="cpu"):
     import torch
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     rows = []
+    if device == "cuda":
+        import cupy
+
+        def on_device(a):
+            return cupy.asarray(a)
+
+        def synchronized(fn):
+            def call():
+                out = fn()
+                cupy.cuda.Device().synchronize()
+                torch.cuda.synchronize()
+                return out
+            return call
+    else:
+        def on_device(a):
+            return a
+
+        def synchronized(fn):
+            return fn
     for name in ENCODERS:
         trunk, state = torchvision_trunk(name)
+        trunk = trunk.to(device)
         enc = load_encoder(name, weights=state, threads=threads)
         for n, side in CASES:
-            images = rng.integers(0, 256, (n, 3, side, side), dtype=np.uint8)
-            x = torch_input(images)
+            host_images = rng.integers(0, 256, (n, 3, side, side), dtype=np.uint8)
+            images = on_device(host_images)
+            x = torch_input(host_images).to(device)
 
+            @synchronized
             def forward():
                 with torch.no_grad():
                     return trunk(x)
 
-            expected = forward().numpy()
-            got = enc(images)
+            ours_call = synchronized(lambda: enc(images))
+            expected = forward().cpu().numpy()
+            got = to_numpy(ours_call())
             agreement = float(np.abs(got - expected).max() / np.abs(expected).max())
             calls = 1 if n > 1 else 4
             ours, theirs, busy = [], [], 0
@@ -131,7 +160,7 @@ def compare_speed(threads, repeat, wait_s):
                 # Each library starts once the other's idle threads have stopped spinning
                 # (OpenBLAS's and OpenMP's wait for work that way for up to about 0.1 s).
                 idle = wait_until_idle(wait_s)
-                ours += [seconds(lambda: enc(images)) for _ in range(calls)]
+                ours += [seconds(ours_call) for _ in range(calls)]
                 idle = wait_until_idle(wait_s) and idle
                 theirs += [seconds(forward) for _ in range(calls)]
                 busy += not idle
@@ -191,6 +220,8 @@ def compare_memory(threads):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=default_threads(), help="threads for both libraries")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: minicap on CuPy arrays against torchvision on the GPU")
     parser.add_argument("--repeat", type=int, default=5, help="rounds per case: one batch, or 4 single images, per library")
     parser.add_argument("--wait-idle", type=float, default=10.0, metavar="S",
                         help="before each round, wait up to S seconds for other processes to leave the CPUs (0: never)")
@@ -201,12 +232,22 @@ def main():
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; threads: {args.threads} for both")
     print(f"NumPy {np.__version__}, torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    speed = compare_speed(args.threads, args.repeat, args.wait_idle)
+    if args.device == "cuda":
+        from minicap.backend import require_device
+
+        try:
+            require_device("cuda")
+        except RuntimeError as exc:  # a clear message, not a traceback, without a working GPU
+            sys.exit(f"encoders.py: {exc}")
+        print(f"GPU: {torch.cuda.get_device_name()}")
+    speed = compare_speed(args.threads, args.repeat, args.wait_idle, args.device)
     print()
     print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement | rounds on a busy machine |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, case, ours, theirs, agreement, busy in speed:
         print(f"| {name} | {case} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {agreement:.1e} | {busy} of {args.repeat} |")
+    if args.device == "cuda":
+        return
     print()
     print("| encoder | peak memory of 64 images of 112x112, minicap (MiB) | torchvision (MiB) |")
     print("| --- | --- | --- |")

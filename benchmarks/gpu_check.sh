@@ -3,7 +3,7 @@
 # machine (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12, CuPy, PyTorch CUDA,
 # pytest and hypothesis already installed, no network). From the repository root there:
 #
-#     bash benchmarks/gpu_check.sh          # about 6 minutes; results under $OUT (or ./gpu-check)
+#     bash benchmarks/gpu_check.sh          # at most about 9 minutes; results under $OUT (or ./gpu-check)
 #
 # Each step has its own time limit, so one hang does not cost the others, and every log is
 # written as it goes. Written before any GPU was lent to this project: the first run is also
@@ -26,7 +26,8 @@ step machine 30 bash -c "nvidia-smi; $py --version; $py -c 'import numpy, cupy; 
 step install 120 "$py" -m pip install -e . --no-deps --no-build-isolation -q
 step probe 60 "$py" -c "from minicap.backend import gpu_available; print('gpu_available', gpu_available())"
 # The CuPy half of every xp-parametrised test (marked gpu), then the device-specific tests.
-step tests_gpu 240 "$py" -m pytest -q -p no:cacheprovider -m gpu -x
-step tests_device 120 "$py" -m pytest -q -p no:cacheprovider tests/test_solver_device.py tests/test_layers_backend_purity.py
-step train_step_cuda 150 "$py" benchmarks/train_step.py --device cuda --rounds 3 --steps 10
+step tests_gpu 200 "$py" -m pytest -q -p no:cacheprovider -m gpu -x
+step tests_device 60 "$py" -m pytest -q -p no:cacheprovider tests/test_solver_device.py tests/test_layers_backend_purity.py
+step train_step_cuda 120 "$py" benchmarks/train_step.py --device cuda --rounds 2 --steps 10
+step encoders_cuda 100 "$py" benchmarks/encoders.py --device cuda --repeat 3
 echo "logs in $out/"
