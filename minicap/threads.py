@@ -18,8 +18,9 @@ step after step (rows x H x G multiply-adds: batch x hidden x gate width):
   product runs a few times on one thread and on the BLAS's own count (all cores
   by default), and the BLAS's count is kept only if it is at least ``MIN_GAIN``
   times faster right now (a low reading is taken again, see ``PROBES``). On an idle
-  machine a large model keeps every core; beside another busy process it drops to one. The choice can differ between two runs,
-  and with it the last bits of the weights: ``--threads N`` pins it.
+  machine a large model keeps every core; beside another busy process it drops to
+  one. The choice can differ between two runs, and with it the last bits of the
+  weights: ``--threads N`` pins it.
 
 Who decides, strongest first:
 
