@@ -24,7 +24,7 @@ from ..layers._checks import (
 from ._through_time import batch_major, recurrent_weight_grad
 from .attention import attend, scores_backward
 from .embed_project import project_words, project_words_backward
-from .lstm import cell_backward, cell_forward, gate_major, step_backward, step_forward
+from .lstm import loop_cell_backward, loop_cell_forward, step_backward, step_forward
 
 
 def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
@@ -106,9 +106,7 @@ def attention_loop_forward(a, A, Wh, Wattn):
     for t in range(T):
         ha[t, :, H:], weights[t] = attend(xp, ha[t, :, :H], A_flat)
         xp.matmul(ha[t], W_ha, out=recurrent)
-        xp.add(gate_major(recurrent), gate_major(a[t]), out=gates[t])  # the pre-activations, gate-major
-        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
-        xp.multiply(gates[t, 2], tanh_c[t], out=ha[t + 1, :, :H])
+        loop_cell_forward(xp, a[t], recurrent, gates[t], cells[t], cells[t + 1], tanh_c[t], ha[t + 1, :, :H])
     h = batch_major(ha[1:, :, :H])
     return h, (A, W_ha, ha, cells, gates, tanh_c, weights)
 
@@ -136,8 +134,7 @@ def attention_loop_backward(dh, cache):
     dprev_c = xp.zeros((N, H), dtype=gates.dtype)
     for t in reversed(range(T)):
         dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
-        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da_step, dprev_c)
-        gate_major(da[t])[...] = da_step  # into the (N, 4H) layout the products read
+        loop_cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da_step, da[t])
         xp.matmul(da[t], W_ha.T, out=dha[t])
         dscores[t] = scores_backward(dha[t, :, H:], A_flat, weights[t])
         # prev_h was both the recurrent input and the attention query.

@@ -98,6 +98,30 @@ def cell_backward(xp, dnext_h, dnext_c, gates, prev_c, tanh_c, da, dprev_c):
     dc *= f
 
 
+def loop_cell_forward(xp, a, recurrent, gates, prev_c, next_c, tanh_c, next_h):
+    """A sequence loop's cell for step t, on the loop's buffers.
+
+    a, recurrent: (N, 4H), the input and the recurrent parts of the pre-activations;
+    their sum is written gate-major into gates (4, N, H) (the transposing copy folded
+    into an addition the step needs anyway), where ``cell_forward`` turns it into the
+    gates. Writes next_c, tanh_c and next_h = o * tanh_c into their (N, H) slots.
+    """
+    xp.add(gate_major(recurrent), gate_major(a), out=gates)
+    cell_forward(xp, gates, prev_c, next_c, tanh_c)
+    xp.multiply(gates[2], tanh_c, out=next_h)
+
+
+def loop_cell_backward(xp, dnext_h, dc, gates, prev_c, tanh_c, da_step, da):
+    """Backward of ``loop_cell_forward``: d(loss)/da of step t into ``da`` (N, 4H), the
+    layout the products after the loop read, through ``da_step`` (4, N, H) scratch.
+
+    dnext_h: (N, H); dc: (N, H), dnext_c on entry and dprev_c on return (the loops keep one
+    buffer for both); gates, prev_c, tanh_c: step t's, as the forward left them.
+    """
+    cell_backward(xp, dnext_h, dc, gates, prev_c, tanh_c, da_step, dc)
+    gate_major(da)[...] = da_step
+
+
 def step_forward(xp, a, prev_c):
     """One step's cell on its own buffers, from the pre-activations a (N, 4H).
     Returns next_h, next_c, tanh_c (N, H) each and the gates (4, N, H)."""
@@ -187,9 +211,7 @@ def lstm_loop_forward(a, h0, Wh):
     recurrent = xp.empty((N, 4 * H), dtype=dtype)
     for t in range(T):
         xp.matmul(states[t], Wh, out=recurrent)
-        xp.add(gate_major(recurrent), gate_major(a[t]), out=gates[t])  # the pre-activations, gate-major
-        cell_forward(xp, gates[t], cells[t], cells[t + 1], tanh_c[t])
-        xp.multiply(gates[t, 2], tanh_c[t], out=states[t + 1])
+        loop_cell_forward(xp, a[t], recurrent, gates[t], cells[t], cells[t + 1], tanh_c[t], states[t + 1])
     return batch_major(states[1:]), (Wh, states, cells, gates, tanh_c)
 
 
@@ -205,7 +227,6 @@ def lstm_loop_backward(dh, cache):
     dprev_c = xp.zeros((N, H), dtype=gates.dtype)
     for t in reversed(range(T)):
         dprev_h += dh[:, t]  # now dnext_h of step t: from the output and from step t + 1
-        cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da_step, dprev_c)
-        gate_major(da[t])[...] = da_step  # into the (N, 4H) layout the products read
+        loop_cell_backward(xp, dprev_h, dprev_c, gates[t], cells[t], tanh_c[t], da_step, da[t])
         xp.matmul(da[t], Wh.T, out=dprev_h)
     return da, dprev_h, recurrent_weight_grad(states[:-1], da)
