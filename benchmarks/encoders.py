@@ -111,7 +111,7 @@ def seconds(fn):
     return time.perf_counter() - start
 
 
-def compare_speed(threads, repeat, wait_s, device="cpu"):
+def compare_speed(threads, repeat, wait_s, device="cpu", encoders=ENCODERS):
     import torch
 
     torch.set_num_threads(threads)
@@ -136,7 +136,7 @@ def compare_speed(threads, repeat, wait_s, device="cpu"):
 
         def synchronized(fn):
             return fn
-    for name in ENCODERS:
+    for name in encoders:
         trunk, state = torchvision_trunk(name)
         trunk = trunk.to(device)
         enc = load_encoder(name, weights=state, threads=threads)
@@ -206,10 +206,10 @@ print((status_kib("VmHWM") - before) / 1024)
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def compare_memory(threads):
+def compare_memory(threads, encoders=ENCODERS):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ENCODERS:
+        for name in encoders:
             _, state = torchvision_trunk(name)
             weights = os.path.join(tmp, f"{name}.npz")
             np.savez(weights, **state)
@@ -225,6 +225,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5, help="rounds per case: one batch, or 4 single images, per library")
     parser.add_argument("--wait-idle", type=float, default=10.0, metavar="S",
                         help="before each round, wait up to S seconds for other processes to leave the CPUs (0: never)")
+    parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=ENCODERS, help="which encoders to compare (default: both)")
     args = parser.parse_args()
     import torch
     import torchvision
@@ -240,7 +241,7 @@ def main():
         except RuntimeError as exc:  # a clear message, not a traceback, without a working GPU
             sys.exit(f"encoders.py: {exc}")
         print(f"GPU: {torch.cuda.get_device_name()}")
-    speed = compare_speed(args.threads, args.repeat, args.wait_idle, args.device)
+    speed = compare_speed(args.threads, args.repeat, args.wait_idle, args.device, args.encoders)
     print()
     print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement | rounds on a busy machine |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -251,7 +252,7 @@ def main():
     print()
     print("| encoder | peak memory of 64 images of 112x112, minicap (MiB) | torchvision (MiB) |")
     print("| --- | --- | --- |")
-    for name, ours, theirs in compare_memory(args.threads):
+    for name, ours, theirs in compare_memory(args.threads, args.encoders):
         print(f"| {name} | {ours:.0f} | {theirs:.0f} |")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
