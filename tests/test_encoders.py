@@ -123,22 +123,38 @@ def test_chunks_and_threads_do_not_change_the_features(monkeypatch, rng, name):
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
-@pytest.mark.parametrize("large", [True, False])
-def test_one_image_shared_by_threads_gives_the_same_features(monkeypatch, rng, name, large):
+@pytest.mark.parametrize("way", ["BANDS", "BLAS", "ONE"])
+def test_one_image_gives_the_same_features_whichever_way_the_threads_share_it(monkeypatch, rng, name, way):
     from minicap.encoders import parallel
 
     state = random_state(name, rng)
     image = rng.integers(0, 256, (1, 3, 160, 144), dtype=np.uint8)
     serial = load_encoder(name, weights=state, threads=1)(image)
-    if large:  # shared in bands of rows, else through BLAS's threads
-        network = {"mobilenet_v2": mobilenet_v2.MobileNetV2, "regnet_x_400mf": regnet.RegNetX}[name]
-        monkeypatch.setattr(network, "bands_min_pixels", 160 * 144)
+    monkeypatch.setattr(parallel.Workers, "ways_for", lambda self, *size: [getattr(parallel, way)])
     bands = []
     run_bands = parallel.run_bands
     monkeypatch.setattr(parallel, "run_bands", lambda fn, rows, workers: bands.append(parallel.splits(rows, workers)) or run_bands(fn, rows, workers))
     out = load_encoder(name, weights=state, threads=2)(image)
-    assert any(bands) is large  # the stem (80x72x32 outputs) in bands, or whole
-    np.testing.assert_allclose(out, serial, rtol=0, atol=1e-5 * float(np.abs(serial).max()))
+    assert any(bands) is (way == "BANDS")  # the stem (80x72x32 outputs) in bands, or whole
+    if way == "BANDS":  # a band's fewer rows may take another formulation of a conv (see ops.Grouped)
+        np.testing.assert_allclose(out, serial, rtol=0, atol=1e-5 * float(np.abs(serial).max()))
+    else:  # the same products, only BLAS's threads share them
+        np.testing.assert_array_equal(out, serial)
+
+
+def test_one_image_ways_are_timed_on_real_calls(monkeypatch, rng):
+    from minicap.encoders import parallel
+
+    monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # an idle machine
+    monkeypatch.setattr(parallel, "_cpus", lambda: 2)
+    enc = load_encoder("mobilenet_v2", weights=random_state("mobilenet_v2", rng), threads=2)
+    monkeypatch.setattr(mobilenet_v2.MobileNetV2, "bands_min_pixels", 64 * 64)
+    image = rng.integers(0, 256, (1, 3, 64, 64), dtype=np.uint8)
+    first = enc(image)
+    for _ in range(3 * parallel.TRIALS - 1):  # each way, in turn
+        np.testing.assert_allclose(enc(image), first, rtol=0, atol=1e-5 * float(np.abs(first).max()))
+    times = enc._workers._chooser._times[(64, 64)][1]
+    assert {way: len(t) for way, t in times.items()} == {way: parallel.TRIALS for way in (parallel.BLAS, parallel.BANDS, parallel.ONE)}
 
 
 def test_normalize_is_torchvisions_arithmetic_channel_last(xp, rng):

@@ -207,33 +207,76 @@ def test_run_bands_covers_every_row_once():
     assert bands == [(0, 1), (0, 10)]  # one thread
 
 
-@pytest.mark.parametrize("side, least, bands, blas", [(256, 256 * 256, True, []), (255, 256 * 256, False, [3]), (999, None, False, [3])])
-def test_one_image_is_shared_in_bands_or_through_blas_from_its_size(monkeypatch, side, least, bands, blas):
-    calls = []
-    monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
+@pytest.mark.parametrize("side, least, ways", [(256, 256 * 256, ["BANDS", "ONE", "BLAS"]),  # BLAS's threads timed last
+                                               (255, 256 * 256, ["ONE", "BLAS"]), (999, None, ["ONE", "BLAS"])])
+def test_an_image_may_go_in_bands_from_its_size_else_through_blas_or_one_thread(monkeypatch, side, least, ways):
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # an idle machine
     monkeypatch.setattr(parallel, "_cpus", lambda: 3)  # with a core for each thread
-    workers = parallel.Workers(3)
-    with workers.sharing_one_image(side, 256, least):
-        assert workers.bands_for(100) is bands
-    assert calls == blas  # BLAS gets the threads only for a small image
-    assert workers.bands_for(100) is True  # outside: bands whenever workers are given
+    assert parallel.Workers(3).ways_for(side, 256, least) == [getattr(parallel, way) for way in ways]
+    assert parallel.Workers(1).ways_for(side, 256, least) == [parallel.ONE]
 
 
-@pytest.mark.parametrize("others, cpus, speedup, blas", [(0, 2, None, [2]), (1, 2, None, []), (3, 2, None, []),
-                                                        (1, 4, None, [2]), (3, 4, None, []),
-                                                        (None, 2, 1.9, [2]), (None, 2, 1.1, [])])
-def test_one_small_image_gets_blas_threads_only_with_a_free_core_for_each(monkeypatch, others, cpus, speedup, blas):
-    calls, probes = [], []
-    monkeypatch.setattr(parallel, "_cpus", lambda: cpus)
+@pytest.mark.parametrize("way, bands, blas", [("BANDS", True, []), ("BLAS", False, [3]), ("ONE", False, [])])
+def test_sharing_one_image_takes_the_chosen_way_and_times_it(monkeypatch, way, bands, blas):
+    calls, recorded = [], []
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
+    workers = parallel.Workers(3)
+    monkeypatch.setattr(workers, "ways_for", lambda *size: [getattr(parallel, way)])
+    monkeypatch.setattr(workers._chooser, "record", lambda *args: recorded.append(args))
+    with workers.sharing_one_image(300, 300, 256 * 256):
+        assert workers.bands_for(100) is bands
+    assert calls == blas  # BLAS gets the threads only in that way
+    assert workers.bands_for(100) is True  # outside: bands whenever workers are given
+    assert [args[:2] for args in recorded] == [((300, 300), getattr(parallel, way))] and recorded[0][2] >= 0
+
+
+def test_a_failed_call_is_not_timed(monkeypatch):
+    workers = parallel.Workers(2)
+    monkeypatch.setattr(workers, "ways_for", lambda *size: [parallel.ONE, parallel.BLAS])
+    with pytest.raises(ValueError), workers.sharing_one_image(300, 300):
+        raise ValueError("a bad image")
+    assert workers._chooser.pick((300, 300), [parallel.ONE, parallel.BLAS]) == parallel.ONE  # still untimed
+
+
+def test_way_chooser_times_each_way_then_takes_the_fastest_and_times_all_again_later(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(parallel.time, "monotonic", lambda: now[0])
+    chooser, ways, key = parallel.WayChooser(), ["a", "b", "c"], (224, 224)
+    seconds = {"a": 0.03, "b": 0.01, "c": 0.02}
+    tried = []
+    for _ in range(parallel.TRIALS * len(ways)):  # every way its TRIALS calls, in the order given
+        way = chooser.pick(key, ways)
+        tried.append(way)
+        chooser.record(key, way, seconds[way])
+    assert tried == [w for w in ways for _ in range(parallel.TRIALS)]
+    assert [chooser.pick(key, ways) for _ in range(3)] == ["b"] * 3  # then the fastest
+    assert chooser.pick((448, 448), ways) == "a"  # each size on its own
+    assert chooser.pick(key, ["c"]) == "c"  # a single way needs no timing
+    seconds["b"] = 0.05  # the machine changed
+    now[0] += parallel.RETRY_S + 1
+    for _ in range(parallel.TRIALS * len(ways)):
+        way = chooser.pick(key, ways)
+        chooser.record(key, way, seconds[way])
+    assert chooser.pick(key, ways) == "c"
+
+
+def test_a_busy_machine_leaves_one_thread_only(monkeypatch):
+    monkeypatch.setattr(parallel, "other_running_tasks", lambda: 1)
+    monkeypatch.setattr(parallel, "_cpus", lambda: 2)
+    assert parallel.Workers(2).ways_for(448, 448, 256 * 256) == [parallel.ONE]
+
+
+@pytest.mark.parametrize("others, cpus, speedup, pays", [(0, 2, None, True), (1, 2, None, False), (3, 2, None, False),
+                                                         (1, 4, None, True), (3, 4, None, False),
+                                                         (None, 2, 1.9, True), (None, 2, 1.1, False)])
+def test_threads_are_used_only_with_a_free_core_for_each(monkeypatch, others, cpus, speedup, pays):
+    probes = []
+    monkeypatch.setattr(parallel, "_cpus", lambda: cpus)
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: probes.append("proc") or others)
     monkeypatch.setattr(parallel.thread_policy, "speedup", lambda *shape_and_count: probes.append("probe") or speedup)
     workers = parallel.Workers(2)
     for _ in range(3):  # looked at once, then kept for RECHECK_S seconds
-        with workers.sharing_one_image(224, 224, None):
-            assert workers.bands_for(100) is False
-    assert calls == blas * 3
+        assert (workers.ways_for(224, 224) != [parallel.ONE]) is pays
     assert probes == (["proc"] if others is not None else ["proc", "probe"])
 
 
@@ -300,14 +343,12 @@ def test_batches_and_banded_images_run_on_own_cores_blas_threaded_ones_do_not(mo
         return original(self)
 
     monkeypatch.setattr(parallel.Workers, "own_cores", spy)
-    monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # BLAS's threads pay for small images
     workers = parallel.Workers(2)
-    with workers.sharing_one_image(448, 448, 256 * 256):  # bands on our threads
-        pass
-    assert pinned == [True]
-    with workers.sharing_one_image(224, 224, 256 * 256):  # BLAS's threads
-        pass
-    assert pinned == [True]
+    for way in (parallel.BANDS, parallel.BLAS, parallel.ONE):
+        monkeypatch.setattr(workers, "ways_for", lambda *size, way=way: [way])
+        with workers.sharing_one_image(448, 448, 256 * 256):
+            pass
+    assert pinned == [True]  # in bands only
 
 
 def test_workers_map_keeps_the_order():

@@ -11,8 +11,8 @@ the image size (``images_per_chunk``), on ``threads`` threads at once (see
 feature maps stay in the processor's caches from layer to layer instead of
 streaming the whole batch's through memory at every layer, and only ``threads``
 chunks are in memory at a time. A single image is one chunk: the threads then share
-each of its layers, in bands of rows or through BLAS (see ``parallel``). A GPU gets the
-whole batch at once.
+each of its layers in bands of rows or through BLAS's threads, or leave it to one thread,
+whichever its first calls timed fastest (see ``parallel``). A GPU gets the whole batch at once.
 """
 
 import os

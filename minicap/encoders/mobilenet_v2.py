@@ -106,10 +106,10 @@ class InvertedResidual:
 class MobileNetV2(Sequential):
     """MobileNet v2 features with folded batch norm: (N, H, W, 3) float32 -> (N, ceil(H/32), ceil(W/32), 1280)."""
 
-    # A single image of at least this many pixels is shared among threads in bands of rows,
-    # a smaller one through BLAS's threads (see ``parallel``). Measured, 2 threads (ms):
-    # 224x224 bands 15.4, BLAS 13.4; 448x448 bands 38.5, BLAS 48.4. Again with the row-tap
-    # depthwise convs (best of 24 to 32 calls): 224x224 bands 14.8, BLAS 12.3; 448x448 bands 35.9, BLAS 43.6.
+    # A single image of at least this many pixels may also be shared in bands of rows; whether
+    # it is, or goes through BLAS's threads or one thread, is timed (see ``parallel``). Measured,
+    # 2 threads (ms), BLAS / bands: 224x224 13.4 / 15.4; 448x448 48.4 / 38.5. Again with the
+    # row-tap depthwise convs (best of 24 to 32 calls): 224x224 12.3 / 14.8; 448x448 43.6 / 35.9.
     bands_min_pixels = 256 * 256
 
     def __init__(self, layers):

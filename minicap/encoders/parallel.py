@@ -7,29 +7,41 @@ waits for a descheduled BLAS thread (measured: a 0.4 ms product taking over 100 
 64 RegNet images 1.1 s instead of 0.25 s). NumPy releases the GIL inside its loops
 and BLAS calls, so Python threads really run in parallel there.
 
-A single image is shared in one of two ways, chosen from the network and the image's size
-(``Workers.sharing_one_image``, the networks' ``bands_min_pixels``):
+A single image is shared in one of three ways, *timed* rather than predicted
+(``Workers.sharing_one_image``, ``WayChooser``): each way runs the first calls at an image
+size, and then the fastest runs, until ``RETRY_S`` seconds later all are timed again.
 
-- a large image for a network with depthwise convs (MobileNet v2, 256x256 pixels or more):
-  each layer is split into bands of output rows, one or more per thread (``run_bands``,
-  ``blocks``), BLAS on one thread: every pass of the layer (products, depthwise taps, bias,
-  activation) is shared;
-- otherwise: each layer runs whole on the calling thread, with BLAS on all the
-  threads: only the products are shared, but OpenBLAS hands work to its threads in
-  microseconds (they spin while waiting), where handing a band to a Python thread costs
-  about 60 us (a wake-up through the kernel), more than the 7x7 and 14x14 blocks of a
-  224x224 image (0.4 to 0.6 ms each) can spare.
+- ``BANDS``, for images of at least the network's ``bands_min_pixels`` (256x256): each
+  layer is split into bands of output rows, one or more per thread (``run_bands``,
+  ``blocks``), BLAS on one thread: every pass of the layer (products, depthwise taps,
+  bias, activation) is shared, and each thread keeps working on its own rows;
+- ``BLAS``: each layer runs whole on the calling thread with BLAS on all the threads: only
+  the products are shared, but OpenBLAS hands work to its threads in microseconds (they
+  spin while waiting), where handing a band to a Python thread costs about 60 us (a
+  wake-up through the kernel), more than the 7x7 and 14x14 blocks of a 224x224 image
+  (0.4 to 0.6 ms each) can spare;
+- ``ONE``: the calling thread alone.
 
-Measured on the 2-core AMD EPYC, one 224x224 image, per RegNet block (ms): 7x7x400:
-one thread 0.57, bands or channel parts on 2 Python threads 0.72, BLAS on 2 threads
-0.42 (torchvision 0.44); 14x14x160: 0.49, 0.63, 0.41. A 448x448 image the other way,
-where MobileNet's depthwise taps dominate: its 112x112x24 block, one thread 7.7 ms,
-bands on 2 threads 4.4, BLAS on 2 threads 10.0 (whole 448x448 image: bands 38.5 ms, BLAS
-48.4). RegNet's work is all products (its grouped convs too), so BLAS's threads serve it at
-every size (448x448 image: bands 38.7 ms, BLAS 37.1). The choice is made per image, not per
-layer: OpenBLAS's threads keep spinning for about 0.1 s after their last product, and
-bands started meanwhile (the next image's first layers) share a core with them
-(measured: a 14x14x400 block in bands 1.6 ms, 2.4 ms right after a threaded product).
+Why timed: which way wins depends on where the machine's CPUs sit, which a cloud VM does
+not say and which changes while it runs. On the 2-core AMD EPYC VM, writing 5.6 MB that
+the other CPU had just read took 130 us at one time and 2,200 us an hour later (against
+130 us after a read by the same CPU), as the host moved the two virtual CPUs apart; BLAS's
+threads pass every product's operands between the CPUs that way. Measured the same day,
+one image, best of 12 calls (ms), one thread / BLAS / bands:
+
+    CPUs close:  RegNet 448x448 51 / 37 / 39;  RegNet 224x224 16 / 13 / 18
+    CPUs apart:  RegNet 448x448 51 / 61 / 42;  RegNet 224x224 16 / 19 / 22;
+                 MobileNet v2 448x448 53 / 58 / 39;  MobileNet v2 224x224 14 / 15 / 16
+
+BLAS's threads and one thread compute the same products, split differently, and give the
+same features bit for bit. Bands agree with them to float32 rounding: a band's fewer rows
+may take another formulation of a grouped conv (``ops.Grouped``), a differently ordered
+sum (at 224x224 and 448x448 both networks' features were still identical, bit for bit).
+OpenBLAS's threads keep spinning
+for about 0.1 s after their last product, so bands started meanwhile share a core with
+them (measured: a 14x14x400 block in bands 1.6 ms, 2.4 ms right after a threaded
+product). So ``BLAS`` is timed last, and each way's best call counts: a MobileNet v2
+448x448 image timed in bands right after BLAS's threads read 52.8 ms, against 38.6.
 
 While our own threads share the work (a batch's chunks, an image's bands), each runs on a
 CPU of its own (``Workers.own_cores``): after the process has been idle, the scheduler
@@ -40,8 +52,8 @@ BLAS's threads only pay while the other cores are free. Beside another busy proc
 OpenBLAS's second thread waits for a core, and its spinning worker takes one from the
 busy process in turn (measured, one 224x224 image beside a CPU-bound Python loop, 2
 threads: RegNet 29.5 ms, spikes to 166, against 17.3 ms on one thread; MobileNet 38.5,
-spikes to 208, against 16.1). So a single image gets them only when a core is free for each of them
-(``other_running_tasks``: the other processes' running threads, from /proc on Linux);
+spikes to 208, against 16.1). So a single image is shared at all (by BLAS's threads or in
+bands) only when a core is free for each thread (``other_running_tasks``: the other processes' running threads, from /proc on Linux);
 the answer is kept for ``RECHECK_S`` seconds, so that captioning images one by one looks
 about every other second, not at every image. Elsewhere the training thread policy's
 probe decides (``threads.speedup`` on a product of an image's size): BLAS's threads must
@@ -65,6 +77,11 @@ from minicap import threads as thread_policy
 
 # How long a measurement of BLAS's threads stands (seconds).
 RECHECK_S = 2.0
+# The ways to share one image (see the module's docstring).
+ONE, BLAS, BANDS = "one thread", "BLAS's threads", "bands"
+# Calls timed per way before the fastest is chosen, and how long a choice stands (seconds).
+TRIALS = 2
+RETRY_S = 30.0
 # The probe where /proc cannot tell (``threads.speedup``): a (M, K) @ (K, K) float32
 # product, about the size of RegNet's 1x1 convs on a 224x224 image (0.3 ms on one core),
 # large enough for OpenBLAS to split.
@@ -79,24 +96,39 @@ class Workers:
         self._name = name
         self._pool = None
         self._pool_ids = []  # the pool threads' native ids, for ``own_cores``
-        self._bands = True  # in bands of rows, or whole with BLAS's threads (see ``sharing_one_image``)
+        self._bands = True  # in bands of rows, or whole (see ``sharing_one_image``)
         self._blas_pays = None  # (when measured, whether BLAS's threads paid then)
+        self._chooser = WayChooser()
 
     @contextlib.contextmanager
     def sharing_one_image(self, height, width, bands_min_pixels=None):
-        """Within the block, the threads share the layers of one height x width image: in
-        bands of rows (``bands_for``) if it has at least ``bands_min_pixels`` pixels (None:
-        never), else through BLAS's threads if they measure faster now (``blas_threads_pay``),
-        else not at all. BLAS gets back the thread count it had on leaving."""
+        """Within the block, the threads share the layers of one height x width image in the
+        way ``WayChooser`` picks among ``ways_for``'s, and the block's time is recorded for it.
+        BLAS gets back the thread count it had on leaving."""
+        ways = self.ways_for(height, width, bands_min_pixels)
+        way = self._chooser.pick((height, width), ways)
         with one_blas_thread():
-            self._bands = bands_min_pixels is not None and height * width >= bands_min_pixels
-            if not self._bands and self.threads > 1 and self.blas_threads_pay():
+            self._bands = way == BANDS
+            if way == BLAS:
                 set_blas_threads(self.threads)
             try:
-                with self.own_cores() if self._bands else contextlib.nullcontext():
+                with self.own_cores() if way == BANDS else contextlib.nullcontext():
+                    start = time.perf_counter()
                     yield self
+                    self._chooser.record((height, width), way, time.perf_counter() - start)
             finally:
                 self._bands = True
+
+    def ways_for(self, height, width, bands_min_pixels=None):
+        """The ways a height x width image may be shared now, in the order they are timed:
+        ``ONE`` alone on one thread or with another process running (``blas_threads_pay``);
+        else ``ONE`` and ``BLAS``, after ``BANDS`` for an image of at least ``bands_min_pixels``
+        pixels (None: never)."""
+        if self.threads < 2 or not self.blas_threads_pay():
+            return [ONE]
+        # BLAS last: its threads spin on for a while after it, and would slow the way timed next.
+        bands = bands_min_pixels is not None and height * width >= bands_min_pixels
+        return [BANDS, ONE, BLAS] if bands else [ONE, BLAS]
 
     @contextlib.contextmanager
     def own_cores(self):
@@ -198,6 +230,36 @@ class Workers:
         for helper in helpers:
             helper.result()  # re-raises a helper's exception here
         return results
+
+
+class WayChooser:
+    """The fastest way to share an image of each size, from the times of real calls.
+
+    ``pick(key, ways)`` returns a way with fewer than ``TRIALS`` timed calls if there is
+    one (in the order given), else the way with the shortest time; ``record(key, way,
+    seconds)`` adds a call's time. ``RETRY_S`` seconds after a key's first call every
+    way is timed again, so that the choice follows the machine. A single call is a noisy
+    witness; the best of its ``TRIALS`` is taken, as benchmarks do.
+    """
+
+    def __init__(self):
+        self._times = {}  # key -> (start of the period, {way: [seconds, ...]})
+
+    def pick(self, key, ways):
+        if len(ways) == 1:
+            return ways[0]
+        now = time.monotonic()
+        start, times = self._times.get(key, (None, None))
+        if start is None or now - start > RETRY_S:
+            start, times = self._times[key] = (now, {})
+        for way in ways:
+            if len(times.get(way, ())) < TRIALS:
+                return way
+        return min(ways, key=lambda way: min(times[way]))
+
+    def record(self, key, way, seconds):
+        if key in self._times:
+            self._times[key][1].setdefault(way, []).append(seconds)
 
 
 def splits(rows, workers):

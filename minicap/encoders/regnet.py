@@ -88,11 +88,11 @@ class ResBottleneck:
 class RegNetX(Sequential):
     """RegNet-X stem and trunk with folded batch norm: (N, H, W, 3) float32 -> (N, ceil(H/32), ceil(W/32), widths[-1])."""
 
-    # A single image is shared among threads through BLAS's threads at every size: the work is
-    # all products (see ``parallel``). Measured, 2 threads (ms): 224x224 bands 17.8, BLAS 13.8;
-    # 448x448 bands 38.7, BLAS 37.1; again later, in the benchmark's alternation with torchvision,
-    # bands 44.2 and 45.7, BLAS 41.0 and 40.9.
-    bands_min_pixels = None
+    # A single image of at least this many pixels may also be shared in bands of rows; whether
+    # it is, or goes through BLAS's threads or one thread, is timed (see ``parallel``). Measured,
+    # 2 threads (ms), BLAS / bands: 224x224 13.8 / 17.8; 448x448 37.1 / 38.7 with the two
+    # CPUs close, 61 / 42 with them apart.
+    bands_min_pixels = 256 * 256
 
     def __init__(self, layers):
         super().__init__(layers)
