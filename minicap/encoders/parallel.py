@@ -236,14 +236,14 @@ class WayChooser:
     """The fastest way to share an image of each size, from the times of real calls.
 
     ``pick(key, ways)`` returns a way with fewer than ``TRIALS`` timed calls if there is
-    one (in the order given), else the way with the shortest time; ``record(key, way,
-    seconds)`` adds a call's time. ``RETRY_S`` seconds after a key's first call every
-    way is timed again, so that the choice follows the machine. A single call is a noisy
-    witness; the best of its ``TRIALS`` is taken, as benchmarks do.
+    one (in the order given), else the way with the best time; ``record(key, way,
+    seconds)`` counts a call's time. ``RETRY_S`` seconds after a key's timings began,
+    every way is timed again, so that the choice follows the machine. A single call is a
+    noisy witness; each way's best is taken, as benchmarks do.
     """
 
     def __init__(self):
-        self._times = {}  # key -> (start of the period, {way: [seconds, ...]})
+        self._times = {}  # key -> (start of the period, {way: (calls timed, best seconds)})
 
     def pick(self, key, ways):
         if len(ways) == 1:
@@ -253,13 +253,15 @@ class WayChooser:
         if start is None or now - start > RETRY_S:
             start, times = self._times[key] = (now, {})
         for way in ways:
-            if len(times.get(way, ())) < TRIALS:
+            if times.get(way, (0, None))[0] < TRIALS:
                 return way
-        return min(ways, key=lambda way: min(times[way]))
+        return min(ways, key=lambda way: times[way][1])
 
     def record(self, key, way, seconds):
         if key in self._times:
-            self._times[key][1].setdefault(way, []).append(seconds)
+            times = self._times[key][1]
+            calls, best = times.get(way, (0, seconds))
+            times[way] = (calls + 1, min(best, seconds))
 
 
 def splits(rows, workers):
