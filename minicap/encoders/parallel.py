@@ -37,11 +37,12 @@ BLAS's threads and one thread compute the same products, split differently, and 
 same features bit for bit. Bands agree with them to float32 rounding: a band's fewer rows
 may take another formulation of a grouped conv (``ops.Grouped``), a differently ordered
 sum (at 224x224 and 448x448 both networks' features were still identical, bit for bit).
-OpenBLAS's threads keep spinning
-for about 0.1 s after their last product, so bands started meanwhile share a core with
-them (measured: a 14x14x400 block in bands 1.6 ms, 2.4 ms right after a threaded
-product). So ``BLAS`` is timed last, and each way's best call counts: a MobileNet v2
-448x448 image timed in bands right after BLAS's threads read 52.8 ms, against 38.6.
+
+OpenBLAS's threads keep spinning for about 0.1 s after their last product, so bands
+started meanwhile share a core with them (measured: a 14x14x400 block in bands 1.6 ms,
+2.4 ms right after a threaded product). So ``BLAS`` is timed last, and each way's best
+call counts: a MobileNet v2 448x448 image timed in bands right after BLAS's threads read
+52.8 ms, against 38.6.
 
 While our own threads share the work (a batch's chunks, an image's bands), each runs on a
 CPU of its own (``Workers.own_cores``): after the process has been idle, the scheduler
@@ -53,9 +54,10 @@ OpenBLAS's second thread waits for a core, and its spinning worker takes one fro
 busy process in turn (measured, one 224x224 image beside a CPU-bound Python loop, 2
 threads: RegNet 29.5 ms, spikes to 166, against 17.3 ms on one thread; MobileNet 38.5,
 spikes to 208, against 16.1). So a single image is shared at all (by BLAS's threads or in
-bands) only when a core is free for each thread (``other_running_tasks``: the other processes' running threads, from /proc on Linux);
-the answer is kept for ``RECHECK_S`` seconds, so that captioning images one by one looks
-about every other second, not at every image. Elsewhere the training thread policy's
+bands) only when a core is free for each thread (``other_running_tasks``: the other
+processes' running threads, from /proc on Linux); the answer is kept for ``RECHECK_S``
+seconds, so that captioning images one by one looks about every other second, not at
+every image. Elsewhere the training thread policy's
 probe decides (``threads.speedup`` on a product of an image's size): BLAS's threads must
 measure at least ``threads.MIN_GAIN`` times faster than one. (A short probe is a weak witness: right after
 sleeping, OpenBLAS's worker is scheduled ahead of the busy process for a few milliseconds,
