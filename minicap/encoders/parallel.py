@@ -24,12 +24,14 @@ size, and then the fastest runs, until ``RETRY_S`` seconds later all are timed a
 
 Why timed: which way wins depends on where the machine's CPUs sit, which a cloud VM does
 not say and which changes while it runs. On the 2-core AMD EPYC VM, writing 5.6 MB that
-the other CPU had just read took 130 us at one time and 2,200 us an hour later (against
-130 us after a read by the same CPU), as the host moved the two virtual CPUs apart; BLAS's
-threads pass every product's operands between the CPUs that way. Measured the same day,
-one image, best of 12 calls (ms), one thread / BLAS / bands:
+the other CPU had just read took 2,200 us, against 130 us after a read by the same CPU:
+BLAS's threads pass every product's operands and results between the CPUs that way (a
+448x448 stem's im2col copy: 0.8 ms on one thread, 4.7 ms when BLAS's worker had read the
+buffer last). Half an hour earlier the same RegNet image ran far faster through BLAS's
+threads (37 ms against 61), most likely with the CPUs closer together (not measured
+then). One image, best of 12 calls (ms), one thread / BLAS / bands:
 
-    CPUs close:  RegNet 448x448 51 / 37 / 39;  RegNet 224x224 16 / 13 / 18
+    earlier:     RegNet 448x448 51 / 37 / 39;  RegNet 224x224 16 / 13 / 18
     CPUs apart:  RegNet 448x448 51 / 61 / 42;  RegNet 224x224 16 / 19 / 22;
                  MobileNet v2 448x448 53 / 58 / 39;  MobileNet v2 224x224 14 / 15 / 16
 
