@@ -30,6 +30,8 @@ the figure is the child's peak resident size during both (VmHWM, reset through
 images already loaded).
 
 Agreement: max |minicap - torchvision| / max |torchvision| over the whole output.
+"minicap's way": for a single image, the way its threads shared it in its fastest calls
+(``parallel.WayChooser``: bands, BLAS's threads or one thread); "-" for a batch.
 """
 
 import argparse
@@ -164,7 +166,8 @@ def compare_speed(threads, repeat, wait_s, device="cpu", encoders=ENCODERS):
                 idle = wait_until_idle(wait_s) and idle
                 theirs += [seconds(forward) for _ in range(calls)]
                 busy += not idle
-            rows.append((name, f"{n} x {side}x{side}", min(ours) * 1e3, min(theirs) * 1e3, agreement, busy))
+            way = enc._workers._chooser.fastest((side, side))[0] if n == 1 and device == "cpu" else None
+            rows.append((name, f"{n} x {side}x{side}", min(ours) * 1e3, min(theirs) * 1e3, agreement, busy, way or "-"))
             print(f"  {rows[-1][0]:15s} {rows[-1][1]:12s} done", file=sys.stderr, flush=True)
     return rows
 
@@ -243,10 +246,10 @@ def main():
         print(f"GPU: {torch.cuda.get_device_name()}")
     speed = compare_speed(args.threads, args.repeat, args.wait_idle, args.device, args.encoders)
     print()
-    print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement | rounds on a busy machine |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, case, ours, theirs, agreement, busy in speed:
-        print(f"| {name} | {case} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {agreement:.1e} | {busy} of {args.repeat} |")
+    print("| encoder | images | minicap (ms) | torchvision (ms) | ratio | agreement | rounds on a busy machine | minicap's way |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, case, ours, theirs, agreement, busy, way in speed:
+        print(f"| {name} | {case} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {agreement:.1e} | {busy} of {args.repeat} | {way} |")
     if args.device == "cuda":
         return
     print()

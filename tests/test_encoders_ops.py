@@ -250,6 +250,7 @@ def test_way_chooser_times_each_way_then_takes_the_fastest_and_times_all_again_l
         chooser.record(key, way, seconds[way])
     assert tried == [w for w in ways for _ in range(parallel.TRIALS)]
     assert [chooser.pick(key, ways) for _ in range(3)] == ["b"] * 3  # then the fastest
+    assert chooser.fastest(key) == ("b", 0.01) and chooser.fastest((1, 1)) == (None, None)
     assert chooser.pick((448, 448), ways) == "a"  # each size on its own
     assert chooser.pick(key, ["c"]) == "c"  # a single way needs no timing
     seconds["b"] = 0.05  # the machine changed

@@ -261,6 +261,15 @@ class WayChooser:
                 return way
         return min(ways, key=lambda way: times[way][1])
 
+    def fastest(self, key):
+        """The way with the best time at ``key`` in the current period, and that time in
+        seconds; (None, None) before any call was timed."""
+        times = self._times.get(key, (None, {}))[1]
+        if not times:
+            return None, None
+        way = min(times, key=lambda way: times[way][1])
+        return way, times[way][1]
+
     def record(self, key, way, seconds):
         if key in self._times:
             times = self._times[key][1]
