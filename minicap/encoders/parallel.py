@@ -35,10 +35,10 @@ then). One image, best of 12 calls (ms), one thread / BLAS / bands:
     CPUs apart:  RegNet 448x448 51 / 61 / 42;  RegNet 224x224 16 / 19 / 22;
                  MobileNet v2 448x448 53 / 58 / 39;  MobileNet v2 224x224 14 / 15 / 16
 
-BLAS's threads and one thread compute the same products, split differently, and give the
-same features bit for bit. Bands agree with them to float32 rounding: a band's fewer rows
-may take another formulation of a grouped conv (``ops.Grouped``), a differently ordered
-sum (at 224x224 and 448x448 both networks' features were still identical, bit for bit).
+The three ways agree to float32 rounding: a band's fewer rows may take another formulation
+of a grouped conv (``ops.Grouped``), a differently ordered sum, and OpenBLAS's threads gave
+the same bits as one thread on an AMD EPYC Zen 4 (AVX-512 kernels), but not on a Zen 3
+(Haswell kernels: about half the features differ in their last bits).
 
 OpenBLAS's threads keep spinning for about 0.1 s after their last product, so bands
 started meanwhile share a core with them (measured: a 14x14x400 block in bands 1.6 ms,
