@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minicap.backend import to_numpy
-from minicap.encoders import ops, parallel
+from minicap.encoders import formulations, ops, parallel
 from minicap.encoders.ops import Depthwise, Grouped, Pointwise, conv2d, fold_batch_norm, make_conv, relu, relu6
 
 
@@ -124,12 +124,14 @@ def test_depthwise_bands_of_rows_equal_the_whole_output(rng):
 
 
 @pytest.mark.parametrize(
-    "size, stride, expected",
-    [((14, 14), 1, "_shifted_products"), ((7, 7), 1, "_im2col"), ((3, 3), 1, "_im2col"), ((14, 14), 2, "_im2col")],
+    "size, stride, candidates",
+    [((14, 14), 1, ["_shifted_products", "_im2col"]), ((7, 7), 1, ["_im2col"]), ((3, 3), 1, ["_im2col"]), ((14, 14), 2, ["_im2col"])],
 )
 @pytest.mark.parametrize("groups", [1, 3])
-def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monkeypatch, rng, size, stride, expected, groups):
-    # Stride 1 on a map whose padded grid is at most 1.5 times the output (14x14: 256 / 196): shifted products; else im2col (7x7: 81 / 49).
+def test_grouped_formulations_match_the_loop_and_the_candidates_come_from_the_shape(monkeypatch, rng, size, stride, candidates, groups):
+    # Stride 1 on a map whose padded grid is at most 1.5 times the output (14x14: 256 / 196):
+    # shifted products or im2col, whichever is timed faster; else im2col (7x7: 81 / 49).
+    monkeypatch.setattr(formulations, "_chosen", {})
     x = rng.standard_normal((2, *size, 6))
     w = rng.standard_normal((6, 6 // groups, 3, 3))
     b = rng.standard_normal(6)
@@ -137,9 +139,46 @@ def test_grouped_formulations_match_the_loop_and_are_chosen_from_the_shape(monke
     for name in ("_shifted_products", "_im2col"):
         method = getattr(Grouped, name)
         monkeypatch.setattr(Grouped, name, lambda self, *a, name=name, method=method: used.append(name) or method(self, *a))
-    out = conv2d(x, w, b, stride=stride, padding=1, groups=groups)
-    assert used == [expected]
-    np.testing.assert_allclose(out, conv_loop(x, w, b, stride, 1, groups), rtol=1e-10, atol=1e-10)
+    ref = conv_loop(x, w, b, stride, 1, groups)
+    for call in range(2):
+        used.clear()
+        out = conv2d(x, w, b, stride=stride, padding=1, groups=groups)
+        np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+        if len(candidates) == 1:
+            assert used == candidates
+        elif call == 0:  # the first call at this shape times each candidate twice
+            assert used == candidates * formulations.TRIALS
+        else:  # then runs the one chosen
+            assert len(used) == 1 and used[0] in candidates
+
+
+def test_the_fastest_formulation_is_timed_once_per_key_then_kept(monkeypatch):
+    monkeypatch.setattr(formulations, "_chosen", {})
+    now = [0.0]
+    cost = {"a": 2.0, "b": 1.0}  # seconds per call, on a fake clock
+    calls = []
+
+    def formulation(name):
+        def compute():
+            calls.append(name)
+            now[0] += cost[name]
+            return name.upper()
+        return compute
+
+    def run(key):
+        return formulations.fastest(key, {n: formulation(n) for n in "ab"}, clock=lambda: now[0])
+
+    assert run("k") == "B" and calls == ["a", "b"] * formulations.TRIALS  # each timed, the faster one's result
+    assert formulations.chosen("k") == "b" and formulations.chosen("other") is None
+    calls.clear()
+    cost["b"] = 5.0  # kept even if it later slows: the same result from call to call
+    assert [run("k") for _ in range(3)] == ["B"] * 3 and calls == ["b"] * 3
+    cost["a"] = 1.0
+    calls.clear()
+    assert run("other") == "A" and calls == ["a", "b"] * formulations.TRIALS  # each key on its own
+    monkeypatch.setattr(formulations, "MAX_KEYS", 2)
+    run("third")  # bounded: a third key starts afresh
+    assert formulations.chosen("k") is None and formulations.chosen("third") == "a"
 
 
 @pytest.mark.parametrize("stride", [1, 2])  # depthwise (groups=8): row taps, windows

@@ -15,11 +15,12 @@ Why channel-last: a pixel's C values are contiguous, so
 - the receptive field of a k x k convolution is k runs of k*C contiguous values
   (im2col copies long runs, not single pixels).
 
-Each formulation is chosen from the layer's shape, never from the machine (see
-``Depthwise``). Every conv ends with one "epilogue" pass that adds the bias and
-applies the activation, writing, when the next layer is a padded 3x3 convolution,
-straight into the inside of that layer's zero-bordered input buffer (so
-padding costs no extra pass over the data).
+Each formulation is chosen from the layer's shape (see ``Depthwise``), or, where the
+faster one depends on the CPU, timed on the first call at each shape (``Grouped``).
+Every conv ends with one "epilogue" pass that adds the bias and applies the
+activation, writing, when the next layer is a padded 3x3 convolution, straight into
+the inside of that layer's zero-bordered input buffer (so padding costs no extra pass
+over the data).
 
 At inference batch norm is an affine map per channel with fixed statistics, so it
 folds into the convolution before it (see ``fold_batch_norm``): every conv-BN pair
@@ -33,7 +34,7 @@ import numbers
 import numpy as np
 
 from minicap.backend import get_array_module, to_device
-from minicap.encoders import parallel
+from minicap.encoders import formulations, parallel
 from minicap.encoders.memory import empty
 
 
@@ -335,9 +336,12 @@ class Grouped(_Conv):
       long list of pixels. So each tap is one product per group of a plain slice of
       that list, no copy, and the KH*KW products are added up. The outputs are computed at
       every position of the padded grid, the Hp*Wp - Ho*Wo extra ones thrown away, so
-      this is chosen when they are at most half as many as the real ones. Measured,
-      RegNet's 16-channel groups, 8 images (us): 14x14x64 shifted 544, im2col 625;
-      7x7x160 405 and 333; one image, 14x14x160 154 and 176, 7x7x400 128 and 118.
+      this is a candidate only when they are at most half as many as the real ones.
+      Then both are timed on the first call at each shape (``formulations``): which wins
+      depends on the CPU's BLAS kernels. Measured, RegNet's 16-channel groups, shifted /
+      im2col (us): AMD EPYC Zen 4, 8 images of 14x14x64 544 / 625, one image of 14x14x160
+      154 / 176; AMD EPYC Zen 3, 8 images of 14x14x64 1342 / 672, one image of 14x14x400
+      836 / 526.
     """
 
     def __init__(self, weight, bias, kernel, stride=1, padding=0, activation=None):
@@ -355,9 +359,17 @@ class Grouped(_Conv):
     def _rows(self, x, r0, r1):
         kh, kw = self.kernel
         ho, wo = r1 - r0, x.shape[2] - kw + 1
-        if self.stride == 1 and 3 * ho * wo >= 2 * (ho + kh - 1) * x.shape[2]:
+        if self.stride != 1 or 3 * ho * wo < 2 * (ho + kh - 1) * x.shape[2]:
+            return self._im2col(x, r0, r1)
+
+        def shifted():
             return self._shifted_products(x[:, r0 : r1 + kh - 1])
-        return self._im2col(x, r0, r1)
+
+        if get_array_module(x) is not np:
+            return shifted()
+        # Which of the two is faster depends on the CPU (2x either way): timed here, once per shape.
+        key = ("grouped", x.shape[0], ho, *x.shape[2:], *self.weight.shape, kh, kw)
+        return formulations.fastest(key, {"shifted products": shifted, "im2col": lambda: self._im2col(x, r0, r1)})
 
     def _im2col(self, x, r0, r1):
         xp = get_array_module(x, self.weight)
