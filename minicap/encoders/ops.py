@@ -330,7 +330,7 @@ class Grouped(_Conv):
     (N, H, W, C) -> (N, Ho, Wo, F), with the output of group g in channels g*F/G ... (g+1)*F/G - 1.
 
     - im2col: every receptive field copied out as a row of KH*KW*Cg values, then one
-      product per group with K = KH*KW*Cg. For strided convs and small maps.
+      product per group with K = KH*KW*Cg. Always for strided convs and small maps.
     - shifted products: with stride 1, the window tap (p, q) of output (i, j) is input
       pixel (i + p, j + q), i.e. a fixed offset p*Wp + q in the padded map read as one
       long list of pixels. So each tap is one product per group of a plain slice of
@@ -365,9 +365,9 @@ class Grouped(_Conv):
         def shifted():
             return self._shifted_products(x[:, r0 : r1 + kh - 1])
 
-        if get_array_module(x) is not np:
+        if get_array_module(x) is not np:  # on a GPU, as before: timing would need a synchronize per call
             return shifted()
-        # Which of the two is faster depends on the CPU (2x either way): timed here, once per shape.
+        # Which of the two is faster depends on the CPU (by up to 2x): timed here, once per shape.
         key = ("grouped", x.shape[0], ho, *x.shape[2:], *self.weight.shape, kh, kw)
         return formulations.fastest(key, {"shifted products": shifted, "im2col": lambda: self._im2col(x, r0, r1)})
 
