@@ -147,7 +147,7 @@ def test_one_image_ways_are_timed_on_real_calls(monkeypatch, rng):
     from minicap.encoders import parallel
 
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # an idle machine
-    monkeypatch.setattr(parallel, "_cpus", lambda: 2)
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     enc = load_encoder("mobilenet_v2", weights=random_state("mobilenet_v2", rng), threads=2)
     monkeypatch.setattr(mobilenet_v2.MobileNetV2, "bands_min_pixels", 64 * 64)
     image = rng.integers(0, 256, (1, 3, 64, 64), dtype=np.uint8)

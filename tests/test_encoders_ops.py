@@ -250,7 +250,7 @@ def test_run_bands_covers_every_row_once():
                                                (255, 256 * 256, ["ONE", "BLAS"]), (999, None, ["ONE", "BLAS"])])
 def test_an_image_may_go_in_bands_from_its_size_else_through_blas_or_one_thread(monkeypatch, side, least, ways):
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: 0)  # an idle machine
-    monkeypatch.setattr(parallel, "_cpus", lambda: 3)  # with a core for each thread
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 3)  # with a core for each thread
     assert parallel.Workers(3).ways_for(side, 256, least) == [getattr(parallel, way) for way in ways]
     assert parallel.Workers(1).ways_for(side, 256, least) == [parallel.ONE]
 
@@ -302,7 +302,7 @@ def test_way_chooser_times_each_way_then_takes_the_fastest_and_times_all_again_l
 
 def test_a_busy_machine_leaves_one_thread_only(monkeypatch):
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: 1)
-    monkeypatch.setattr(parallel, "_cpus", lambda: 2)
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     assert parallel.Workers(2).ways_for(448, 448, 256 * 256) == [parallel.ONE]
 
 
@@ -311,7 +311,7 @@ def test_a_busy_machine_leaves_one_thread_only(monkeypatch):
                                                          (None, 2, 1.9, True), (None, 2, 1.1, False)])
 def test_threads_are_used_only_with_a_free_core_for_each(monkeypatch, others, cpus, speedup, pays):
     probes = []
-    monkeypatch.setattr(parallel, "_cpus", lambda: cpus)
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: cpus)
     monkeypatch.setattr(parallel, "other_running_tasks", lambda: probes.append("proc") or others)
     monkeypatch.setattr(parallel.thread_policy, "speedup", lambda *shape_and_count: probes.append("probe") or speedup)
     workers = parallel.Workers(2)

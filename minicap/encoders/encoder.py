@@ -15,8 +15,6 @@ each of its layers in bands of rows or through BLAS's threads, or leave it to on
 whichever its first calls timed fastest (see ``parallel``). A GPU gets the whole batch at once.
 """
 
-import os
-
 import numpy as np
 
 from minicap import heap
@@ -24,7 +22,7 @@ from minicap.argcheck import check_int
 from minicap.backend import device_of, get_array_module
 from minicap.encoders.memory import empty
 from minicap.encoders.mobilenet_v2 import MobileNetV2
-from minicap.encoders.parallel import Workers, one_blas_thread
+from minicap.encoders.parallel import Workers, one_blas_thread, usable_cpus
 from minicap.encoders.regnet import RegNetX
 from minicap.encoders.weights import resolve_weights
 
@@ -66,11 +64,8 @@ def images_per_chunk(height, width):
 
 
 def default_threads():
-    """The CPUs this process may run on (as torch's default thread count, on machines without SMT)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """One thread per CPU this process may run on (as torch's default count, on machines without SMT)."""
+    return usable_cpus()
 
 
 def normalize(images):

@@ -196,7 +196,7 @@ class Workers:
         if self._blas_pays is None or now - self._blas_pays[0] > RECHECK_S:
             others = other_running_tasks()
             if others is not None:  # a core for each of our threads beside the others'
-                pays = others + self.threads <= _cpus()
+                pays = others + self.threads <= usable_cpus()
             else:
                 gain = thread_policy.speedup(PROBE_M, PROBE_K, PROBE_K, np.float32, self.threads)
                 pays = gain >= thread_policy.MIN_GAIN
@@ -330,8 +330,8 @@ def other_running_tasks(samples=3, interval_s=0.001):
     return min(counts)
 
 
-def _cpus():
-    """The CPUs this process may run on."""
+def usable_cpus():
+    """How many CPUs this process may run on (its affinity on Linux, else the machine's count)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
