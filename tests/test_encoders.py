@@ -139,8 +139,11 @@ def test_one_image_gives_the_same_features_whichever_way_the_threads_share_it(mo
     if way == "ONE":
         np.testing.assert_array_equal(out, serial)
     else:  # float32 rounding: a band's fewer rows may take another formulation of a conv (see
-        # ops.Grouped), and OpenBLAS's threads sum some products in another order on some CPUs
-        np.testing.assert_allclose(out, serial, rtol=0, atol=1e-5 * float(np.abs(serial).max()))
+        # ops.Grouped), and OpenBLAS's threads sum some products in another order on some CPUs.
+        # These random-weight networks amplify it: over 6 seeds, bands against one thread gave
+        # MobileNet 6e-6 to 9e-6 of the largest feature before biases became shifts (ops), 6e-6
+        # to 1.1e-5 after; RegNet 7e-7 to 1.3e-6. The published weights: 1.3e-6 against torchvision.
+        np.testing.assert_allclose(out, serial, rtol=0, atol=2e-5 * float(np.abs(serial).max()))
 
 
 def test_one_image_ways_are_timed_on_real_calls(monkeypatch, rng):

@@ -493,3 +493,58 @@ def test_conv_layer_pads_to_same_size_and_applies_its_activation(rng, activation
 def test_conv_layer_rejects_an_unknown_activation():
     with pytest.raises(ValueError, match="activation must be one of"):
         make_conv(np.zeros((1, 1, 1, 1)), np.zeros(1), activation="gelu")
+
+
+SHIFT_CASES = [  # (F, C/G, KH, KW), stride, padding, groups: each formulation (see make_conv)
+    ((6, 5, 1, 1), 1, 0, 1),  # Pointwise
+    ((6, 5, 1, 1), 2, 0, 1),  # strided Pointwise
+    ((5, 1, 3, 3), 1, 1, 5),  # Depthwise, row taps
+    ((5, 1, 3, 3), 2, 1, 5),  # Depthwise, windows
+    ((6, 2, 3, 3), 1, 1, 3),  # Grouped
+    ((6, 5, 3, 3), 2, 1, 1),  # Grouped, strided, one group
+]
+
+
+@pytest.mark.parametrize("shape, stride, padding, groups", SHIFT_CASES)
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+@pytest.mark.parametrize("pad_out", [0, 1])
+def test_a_shifted_conv_stores_the_true_output_minus_its_shift(rng, shape, stride, padding, groups, activation, pad_out):
+    # Input stored as true - s (with the border -s), output as true - shift: adding the shift back
+    # gives the plain layer's output, the bias is no longer added, and a border reads as zero.
+    w = rng.standard_normal(shape)
+    b = rng.standard_normal(shape[0]) * 3  # biases large enough that relu and relu6 cut on both sides
+    c = shape[1] * groups
+    x = rng.standard_normal((2, 7, 6, c)) * 3
+    s = rng.standard_normal(c) * 2
+    plain = make_conv(w, b, stride, padding, groups, activation)
+    layer = plain.shifted(s)
+    expected = plain(x, pad_out=pad_out)
+    out = layer(x - s, pad_out=pad_out)  # the layer pads its input with -s itself
+    np.testing.assert_allclose(out + layer.shift, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.shift, b + conv_loop(np.broadcast_to(s, (1, *shape[2:], c)), w, None, 1, 0, groups)[0, 0, 0], rtol=1e-12)
+    if pad_out:
+        np.testing.assert_array_equal(out[:, 0] + layer.shift, 0)  # the border is true zeros
+    # Fed its border from the layer before (padded=True), it computes the same.
+    if padding:
+        np.testing.assert_allclose(layer(ops.pad(x - s, padding, -s), padded=True), out[:, pad_out : out.shape[1] - pad_out, pad_out : out.shape[2] - pad_out], rtol=1e-12, atol=1e-12)
+
+
+def test_an_unshifted_input_gives_the_bias_as_the_shift(rng):
+    w, b = rng.standard_normal((4, 3, 1, 1)), rng.standard_normal(4)
+    layer = make_conv(w, b, activation="relu").shifted(None)
+    np.testing.assert_array_equal(layer.shift, b)
+    x = rng.standard_normal((1, 2, 2, 3))
+    np.testing.assert_allclose(layer(x) + b, make_conv(w, b, activation="relu")(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+def test_shifted_activation_on_whole_rows_and_on_scattered_pixels(rng, activation):
+    beta = rng.standard_normal(4) * 3
+    floor, ceiling = ops.RowCache(-beta), ops.RowCache(6 - beta)
+    y = rng.standard_normal((2, 3, 5, 8)) * 5
+    true = {None: lambda v: v, "relu": lambda v: np.maximum(v, 0), "relu6": lambda v: np.clip(v, 0, 6)}[activation]
+    rows = ops.shifted_activation(y[..., :4].copy(), np.empty((2, 3, 5, 4)), activation, beta, floor, ceiling)
+    scattered = y[..., ::2]  # every other channel: no contiguous rows, so per pixel
+    out = ops.shifted_activation(scattered, np.empty((2, 3, 5, 4)), activation, beta, floor, ceiling)
+    np.testing.assert_allclose(rows + beta, true(y[..., :4] + beta), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out + beta, true(scattered + beta), rtol=1e-12, atol=1e-12)

@@ -14,15 +14,20 @@ with its neighbours (its "halo", k - s rows of ``pre``) are computed by both.
 On one large image each thread takes a band of the whole block, so that the threads
 meet once per block rather than once per conv; a smaller image's blocks run whole,
 with BLAS's threads sharing their products (see ``parallel``).
+
+The block's convs carry their biases as shifts (see ``ops``'s docstring): pre's and
+mid's activations are then a single maximum (and minimum, for relu6) each, post and a
+shortcut conv add nothing, and the block adds their shifts up at its end, once.
 """
 
+import copy
 import math
 
 import numpy as np
 
 from minicap.backend import get_array_module
 from minicap.encoders.memory import empty
-from minicap.encoders.ops import ACTIVATIONS, pad
+from minicap.encoders.ops import RowCache, add_rows, pad, shifted_activation
 
 # Bands hold at most this many values of mid's input (2 MB of float32: about a core's
 # L2 cache), and at least MIN_BAND_ROWS rows, so that the recomputed halo stays small.
@@ -38,12 +43,29 @@ class Bottleneck:
     """
 
     def __init__(self, pre, mid, post, shortcut=None, activation=None):
-        self.pre, self.mid, self.post, self.shortcut, self.activation = pre, mid, post, shortcut, activation
+        self.activation = activation
+        # The input is true; each conv reads the shift of the one before (ops._Conv.shifted).
+        self.pre = None if pre is None else pre.shifted(None)
+        self.mid = mid.shifted(None if pre is None else self.pre.shift)
+        self.post = post.shifted(self.mid.shift)
+        self.shortcut = shortcut
+        shift = self.post.shift.astype(np.float64)
+        if shortcut not in (None, "identity"):
+            self.shortcut = shortcut.shifted(None)
+            shift = shift + self.shortcut.shift
+        # What the sum lacks, and the bounds of the activation after it.
+        dtype = self.post.shift.dtype
+        self._shift, self._floor, self._ceiling = (RowCache(v.astype(dtype)) for v in (shift, -shift, 6 - shift))
 
     def to(self, device):
-        shortcut = self.shortcut if self.shortcut in (None, "identity") else self.shortcut.to(device)
-        pre = None if self.pre is None else self.pre.to(device)
-        return Bottleneck(pre, self.mid.to(device), self.post.to(device), shortcut, self.activation)
+        moved = copy.copy(self)
+        moved.mid, moved.post = self.mid.to(device), self.post.to(device)
+        if self.pre is not None:
+            moved.pre = self.pre.to(device)
+        if self.shortcut not in (None, "identity"):
+            moved.shortcut = self.shortcut.to(device)
+        moved._shift, moved._floor, moved._ceiling = (c.to(device) for c in (self._shift, self._floor, self._ceiling))
+        return moved
 
     def __call__(self, x, padded=False, workers=None):
         """``padded``: x already carries mid's zero border (only without ``pre``);
@@ -97,4 +119,7 @@ class Bottleneck:
             y += inside[:, r0:r1]
         elif self.shortcut is not None:
             y += self.shortcut(inside[:, r0 * s : (r1 - 1) * s + 1])
-        return ACTIVATIONS[self.activation](y, inplace=True)
+        # The true sum is y + shift: act(y + shift) = act'(y) + shift (ops.shifted_activation).
+        if self.activation is not None:
+            shifted_activation(y, y, self.activation, self._shift.vector, self._floor, self._ceiling)
+        return add_rows(y, self._shift, y)

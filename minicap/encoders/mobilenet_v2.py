@@ -19,6 +19,7 @@ only widens that one for width_mult > 1); a shorter ``setting`` gives the small
 networks the tests use.
 """
 
+import copy
 import math
 
 from minicap.encoders.blocks import Bottleneck
@@ -89,18 +90,23 @@ class InvertedResidual:
     """
 
     def __init__(self, expand, depthwise, project, residual):
-        self.expand, self.depthwise, self.project, self.residual = expand, depthwise, project, residual
+        self.residual = residual
         self.stride = depthwise.stride
         self._block = Bottleneck(expand, depthwise, project, "identity" if residual else None)
 
+    expand = property(lambda self: self._block.pre)
+    depthwise = property(lambda self: self._block.mid)
+    project = property(lambda self: self._block.post)
+
     def __call__(self, x, padded=False, workers=None):
-        """``padded``: x carries the depthwise conv's zero border (only for blocks without ``expand``);
+        """``padded``: x carries the depthwise conv's border (only for blocks without ``expand``);
         ``workers``: threads to share a single image's block (see ``blocks``)."""
         return self._block(x, padded, workers)
 
     def to(self, device):
-        expand = None if self.expand is None else self.expand.to(device)
-        return InvertedResidual(expand, self.depthwise.to(device), self.project.to(device), self.residual)
+        moved = copy.copy(self)
+        moved._block = self._block.to(device)
+        return moved
 
 
 class MobileNetV2(Sequential):

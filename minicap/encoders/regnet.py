@@ -16,6 +16,7 @@ Every conv has a batch norm after it, folded in at load time. The stride is 32
 overall: (N, 3, H, W) -> (N, 400, ceil(H/32), ceil(W/32)) for 400MF.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -72,17 +73,22 @@ class ResBottleneck:
     """relu(shortcut(x) + c(b(a(x)))), shortcut = proj or identity. (N, H, W, C) -> (N, H/s, W/s, F)."""
 
     def __init__(self, proj, a, b, c):
-        self.proj, self.a, self.b, self.c = proj, a, b, c
         self.stride = b.stride
         self._block = Bottleneck(a, b, c, "identity" if proj is None else proj, "relu")
+
+    a = property(lambda self: self._block.pre)
+    b = property(lambda self: self._block.mid)
+    c = property(lambda self: self._block.post)
+    proj = property(lambda self: None if self._block.shortcut == "identity" else self._block.shortcut)
 
     def __call__(self, x, workers=None):
         """``workers``: threads to share a single image's block (see ``blocks``)."""
         return self._block(x, workers=workers)
 
     def to(self, device):
-        proj = None if self.proj is None else self.proj.to(device)
-        return ResBottleneck(proj, self.a.to(device), self.b.to(device), self.c.to(device))
+        moved = copy.copy(self)
+        moved._block = self._block.to(device)
+        return moved
 
 
 class RegNetX(Sequential):
