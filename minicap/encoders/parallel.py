@@ -9,7 +9,8 @@ and BLAS calls, so Python threads really run in parallel there.
 
 A single image is shared in one of three ways, *timed* rather than predicted
 (``Workers.sharing_one_image``, ``WayChooser``): each way runs the first calls at an image
-size, and then the fastest runs, until ``RETRY_S`` seconds later all are timed again.
+size (the very first untimed: it pays one-time costs), and then the fastest runs, until
+``RETRY_S`` seconds later all are timed again.
 
 - ``BANDS``, for images of at least the network's ``bands_min_pixels`` (256x256): each
   layer is split into bands of output rows, one or more per thread (``run_bands``,
@@ -83,7 +84,13 @@ from minicap import threads as thread_policy
 RECHECK_S = 2.0
 # The ways to share one image (see the module's docstring).
 ONE, BLAS, BANDS = "one thread", "BLAS's threads", "bands"
-# Calls timed per way before the fastest is chosen, and how long a choice stands (seconds).
+# Calls per way before the fastest is chosen: WARMUP untimed, then TRIALS timed; and how
+# long a choice stands (seconds). A way's first call at an image size pays one-time costs
+# that its later calls do not: the trials of ``ops.Grouped``'s formulations at each band
+# shape, the rows of repeated weights and biases, the memory pool's buffers. Timed, they
+# decided against the faster way: in fresh processes, first and second call (ms),
+# MobileNet v2 448x448 in bands 121 and 60 (then 41), RegNet 448x448 105 and 51 (then 43).
+WARMUP = 1
 TRIALS = 2
 RETRY_S = 30.0
 # The probe where /proc cannot tell (``threads.speedup``): a (M, K) @ (K, K) float32
@@ -239,15 +246,16 @@ class Workers:
 class WayChooser:
     """The fastest way to share an image of each size, from the times of real calls.
 
-    ``pick(key, ways)`` returns a way with fewer than ``TRIALS`` timed calls if there is
-    one (in the order given), else the way with the best time; ``record(key, way,
-    seconds)`` counts a call's time. ``RETRY_S`` seconds after a key's timings began,
-    every way is timed again, so that the choice follows the machine. A single call is a
-    noisy witness; each way's best is taken, as benchmarks do.
+    ``pick(key, ways)`` returns a way with fewer than ``WARMUP + TRIALS`` calls if there
+    is one (in the order given), else the way with the best time; ``record(key, way,
+    seconds)`` counts a call, and its time once the way's first ``WARMUP`` calls are
+    past. ``RETRY_S`` seconds after a key's timings began, every way is timed again, so
+    that the choice follows the machine. A single call is a noisy witness; each way's
+    best is taken, as benchmarks do.
     """
 
     def __init__(self):
-        self._times = {}  # key -> (start of the period, {way: (calls timed, best seconds)})
+        self._times = {}  # key -> (start of the period, {way: (calls, best seconds or None)})
 
     def pick(self, key, ways):
         if len(ways) == 1:
@@ -257,24 +265,26 @@ class WayChooser:
         if start is None or now - start > RETRY_S:
             start, times = self._times[key] = (now, {})
         for way in ways:
-            if times.get(way, (0, None))[0] < TRIALS:
+            if times.get(way, (0, None))[0] < WARMUP + TRIALS:
                 return way
         return min(ways, key=lambda way: times[way][1])
 
     def fastest(self, key):
         """The way with the best time at ``key`` in the current period, and that time in
         seconds; (None, None) before any call was timed."""
-        times = self._times.get(key, (None, {}))[1]
-        if not times:
+        timed = {way: best for way, (_, best) in self._times.get(key, (None, {}))[1].items() if best is not None}
+        if not timed:
             return None, None
-        way = min(times, key=lambda way: times[way][1])
-        return way, times[way][1]
+        way = min(timed, key=timed.get)
+        return way, timed[way]
 
     def record(self, key, way, seconds):
         if key in self._times:
             times = self._times[key][1]
-            calls, best = times.get(way, (0, seconds))
-            times[way] = (calls + 1, min(best, seconds))
+            calls, best = times.get(way, (0, None))
+            if calls >= WARMUP:
+                best = seconds if best is None else min(best, seconds)
+            times[way] = (calls + 1, best)
 
 
 def splits(rows, workers):
