@@ -211,6 +211,7 @@ LAYERS = {
     "depthwise, einsum": ((8, 1, 3, 3), 2, 1, 8),
     "grouped, im2col": ((12, 4, 3, 3), 2, 1, 2),
     "grouped, shifted products": ((12, 4, 3, 3), 1, 1, 2),
+    "one group, im2col of whole window rows": ((12, 8, 3, 3), 2, 1, 1),
 }
 
 
