@@ -353,8 +353,15 @@ class Pointwise(_Conv):
         x = x[:, r0 * s : (r1 - 1) * s + 1 : s, ::s]  # a strided 1x1 conv reads every s-th pixel
         n, h, w, c = x.shape
         xp = get_array_module(x, self.weight)
-        y = empty((n * h * w, self.weight.shape[1]), xp.result_type(x, self.weight), xp)
-        xp.matmul(x.reshape(n * h * w, c), self.weight, out=y)  # the pixels are the rows
+        y = empty((n, h * w, self.weight.shape[1]), xp.result_type(x, self.weight), xp)
+        if n > 1 and not x.flags.c_contiguous and x[0].flags.c_contiguous:
+            # A band of rows of several images: each image's rows lie together, the images
+            # apart. A product per image reads them where they are; one product over all
+            # the pixels would first copy the band (8 images' 28x56x32 band: 0.62 ms, at
+            # 41 GFLOP/s, against 66 for a contiguous input).
+            xp.matmul(x.reshape(n, h * w, c), self.weight, out=y)
+        else:
+            xp.matmul(x.reshape(n * h * w, c), self.weight, out=y.reshape(n * h * w, -1))  # the pixels are the rows
         return y.reshape(n, h, w, -1)
 
 
