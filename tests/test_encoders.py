@@ -110,8 +110,8 @@ def test_chunks_and_threads_do_not_change_the_features(monkeypatch, rng, name):
     serial = load_encoder(name, weights=state, threads=1)(images)
     scale = 1e-5 * float(np.abs(serial).max())
     for threads, chunk_pixels in [(2, encoder.CHUNK_PIXELS), (3, encoder.CHUNK_PIXELS), (2, 64 * 48)]:
-        monkeypatch.setattr(encoder, "CHUNK_PIXELS", chunk_pixels)
         enc = load_encoder(name, weights=state, threads=threads)
+        monkeypatch.setattr(enc._networks["cpu"], "chunk_pixels", chunk_pixels)
         calls, pinned = [], []
         monkeypatch.setattr(enc._workers, "map", lambda fn, items, map=enc._workers.map: calls.append(len(items)) or map(fn, items))
         own_cores = enc._workers.own_cores
@@ -178,6 +178,17 @@ def test_chunks_are_sized_from_the_image_size():
     assert encoder.images_per_chunk(224, 224) == 2
     assert encoder.images_per_chunk(448, 448) == 1
     assert encoder.images_per_chunk(1, 1) == encoder.CHUNK_PIXELS
+    assert encoder.images_per_chunk(112, 112, 16 * 112 * 112) == 16  # a network's own size
+
+
+@pytest.mark.parametrize("name, per_chunk", [("mobilenet_v2", 8), ("regnet_x_400mf", 16)])
+def test_a_batch_runs_in_chunks_of_the_networks_size(monkeypatch, rng, name, per_chunk):
+    enc = load_encoder(name, weights=random_state(name, rng), threads=1)
+    sizes = []
+    network = type(enc._networks["cpu"])
+    monkeypatch.setattr(network, "__call__", lambda self, x, workers=None, call=network.__call__: sizes.append(len(x)) or call(self, x, workers))
+    enc(rng.integers(0, 256, (20, 3, 112, 112), dtype=np.uint8))
+    assert sizes == {8: [8, 8, 4], 16: [16, 4]}[per_chunk]
 
 
 def test_wider_mobilenet_widens_the_last_layer_too(rng):

@@ -49,18 +49,22 @@ def check_images(images):
         raise ValueError(f"images must be at least 1 x 1 pixels, got H={shape[2]}, W={shape[3]} (shape {tuple(shape)})")
 
 
-# Pixels per chunk on the CPU: 8 images of 112x112. Larger chunks give the deep
-# layers' products more rows per weight matrix (RegNet's 400x400 weights meet only
-# 16 pixels per 112x112 image); smaller ones keep the early maps (up to 1.2 MB per
-# image) in cache and keep a thread for each chunk. Measured, 64 images, 2 threads:
-# 1, 2, 4, 8, 16, 32 images per chunk: MobileNet v2 217, 176, 162, 152, 167, 211 ms;
-# RegNet-X 273, 192, 162, 147, 149, 167 ms. Larger images run fewer per chunk.
+# Pixels per chunk on the CPU, unless the network says otherwise (its ``chunk_pixels``):
+# 8 images of 112x112. Larger chunks give the deep layers' products more rows per
+# weight matrix (RegNet's 400x400 weights meet only 16 pixels per 112x112 image);
+# smaller ones keep the early maps (up to 1.2 MB per image) in cache and keep a thread
+# for each chunk. Measured, 64 images, 2 threads: 1, 2, 4, 8, 16, 32 images per chunk:
+# MobileNet v2 217, 176, 162, 152, 167, 211 ms; RegNet-X 273, 192, 162, 147, 149, 167 ms
+# (AMD EPYC Zen 4). On a Zen 3, best of 5 rounds, 8 / 16 images per chunk: MobileNet v2
+# 153 / 149 ms (medians 155 / 157), RegNet-X 153 / 145 ms; so RegNet takes 16.
+# Larger images run fewer per chunk.
 CHUNK_PIXELS = 8 * 112 * 112
 
 
-def images_per_chunk(height, width):
-    """How many images of height x width pixels one CPU chunk takes: at least one."""
-    return max(1, CHUNK_PIXELS // (height * width))
+def images_per_chunk(height, width, chunk_pixels=None):
+    """How many images of height x width pixels one CPU chunk of ``chunk_pixels`` pixels
+    (None: ``CHUNK_PIXELS``) takes: at least one."""
+    return max(1, (chunk_pixels or CHUNK_PIXELS) // (height * width))
 
 
 def default_threads():
@@ -124,7 +128,8 @@ class Encoder:
         # page faults per 448x448 RegNet image (best 40-49 ms against 38 without them).
         heap.keep_freed_memory()
         n, _, h, w = images.shape
-        step = min(images_per_chunk(h, w), -(-n // self.threads))  # at least one chunk per thread, if it can
+        per_chunk = images_per_chunk(h, w, network.chunk_pixels)
+        step = min(per_chunk, -(-n // self.threads))  # at least one chunk per thread, if it can
         chunks = [images[start : start + step] for start in range(0, n, step)]
         if len(chunks) == 1:  # a single image: the threads share each of its layers instead
             with self._workers.sharing_one_image(h, w, network.bands_min_pixels) as workers:

@@ -562,6 +562,8 @@ def fold_batch_norm(w, gamma, beta, mean, var, eps=1e-5, b=None):
 class Sequential:
     """Layers applied one after the other, each on the previous one's output."""
 
+    chunk_pixels = None  # pixels per CPU chunk of a batch (None: encoder.CHUNK_PIXELS)
+
     def __init__(self, layers):
         self.layers = layers
 

@@ -99,6 +99,9 @@ class RegNetX(Sequential):
     # 2 threads (ms), BLAS / bands: 224x224 13.8 / 17.8; 448x448 37.1 / 38.7 with the two
     # CPUs close, 61 / 42 with them apart.
     bands_min_pixels = 256 * 256
+    # A batch's chunks: 16 images of 112x112, twice the default (see ``encoder.CHUNK_PIXELS``):
+    # 12 of the 23 blocks work on 4x4 maps, whose products then get 256 rows per weight matrix.
+    chunk_pixels = 16 * 112 * 112
 
     def __init__(self, layers):
         super().__init__(layers)
