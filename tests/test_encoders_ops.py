@@ -551,3 +551,31 @@ def test_shifted_activation_on_whole_rows_and_on_scattered_pixels(rng, activatio
     out = ops.shifted_activation(scattered, np.empty((2, 3, 5, 4)), activation, beta, floor, ceiling)
     np.testing.assert_allclose(rows + beta, true(y[..., :4] + beta), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out + beta, true(scattered + beta), rtol=1e-12, atol=1e-12)
+
+
+def test_way_chooser_tries_the_other_ways_now_and_then_and_a_better_time_wins(monkeypatch):
+    monkeypatch.setattr(parallel.time, "monotonic", lambda: 100.0)
+    chooser, ways, key = parallel.WayChooser(), ["a", "b", "c"], (448, 448)
+    seconds = {"a": 0.05, "b": 0.03, "c": 0.04}  # "a"'s trials met a slow spell: it really takes 0.02
+    for _ in range((parallel.WARMUP + parallel.TRIALS) * len(ways)):
+        way = chooser.pick(key, ways)
+        chooser.record(key, way, seconds[way])
+    seconds["a"] = 0.02
+    picked = []
+    for _ in range(3 * parallel.FIRST_PROBE):
+        way = chooser.pick(key, ways)
+        picked.append(way)
+        chooser.record(key, way, seconds[way])
+    probe = parallel.FIRST_PROBE - 1  # the first probe: "a", the first of the others
+    assert picked[:probe] == ["b"] * probe and picked[probe] == "a"
+    later = [way for i, way in enumerate(picked[probe + 1 :], start=probe + 2) if i & (i - 1)]  # less the probes
+    assert later == ["a"] * len(later)  # its better time now wins
+    assert chooser.fastest(key) == ("a", 0.02)
+    # Probes come at doubling intervals, then every LAST_PROBE_GAP calls, taking the others in turn.
+    chooser = parallel.WayChooser()
+    for _ in range((parallel.WARMUP + parallel.TRIALS) * len(ways)):
+        way = chooser.pick(key, ways)
+        chooser.record(key, way, {"a": 0.03, "b": 0.01, "c": 0.02}[way])
+    probes = [i for i in range(1, 2 * parallel.LAST_PROBE_GAP + 1) if chooser.pick(key, ways) != "b"]
+    doubling = [2**k for k in range(2, 20) if 2**k <= parallel.LAST_PROBE_GAP]
+    assert probes == doubling + [2 * parallel.LAST_PROBE_GAP]

@@ -94,6 +94,7 @@ class InvertedResidual:
         self.stride = depthwise.stride
         self._block = Bottleneck(expand, depthwise, project, "identity" if residual else None)
 
+    # The block's convs as it runs them: their biases carried as shifts (blocks.Bottleneck).
     expand = property(lambda self: self._block.pre)
     depthwise = property(lambda self: self._block.mid)
     project = property(lambda self: self._block.post)

@@ -76,6 +76,7 @@ class ResBottleneck:
         self.stride = b.stride
         self._block = Bottleneck(a, b, c, "identity" if proj is None else proj, "relu")
 
+    # The block's convs as it runs them: their biases carried as shifts (blocks.Bottleneck).
     a = property(lambda self: self._block.pre)
     b = property(lambda self: self._block.mid)
     c = property(lambda self: self._block.post)
