@@ -405,3 +405,39 @@ def test_encoder_rejects_images_without_pixels(shape):
     enc = load_encoder("mobilenet_v2", weights=FIXTURES / CHECKPOINTS["mobilenet_v2"], **fixture_arch("mobilenet_v2"))
     with pytest.raises(ValueError, match=rf"images must be at least 1 x 1 pixels, got H={shape[2]}, W={shape[3]}"):
         enc(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_moving_a_network_moves_every_array_it_keeps(monkeypatch, rng, name):
+    # The GPU gets a copy of the network (Encoder's first CuPy call): every weight, shift and
+    # repeated row must go with it. A stand-in device marks what was moved.
+    from minicap.encoders import ops
+
+    class Moved(np.ndarray):
+        pass
+
+    monkeypatch.setattr(ops, "to_device", lambda a, device: np.asarray(a).view(Moved))
+    enc = load_encoder(name, weights=random_state(name, rng), threads=1)
+    enc(rng.integers(0, 256, (1, 3, 64, 64), dtype=np.uint8))  # fills the caches of repeated rows
+    network = enc._networks["cpu"]
+    moved = network.to("elsewhere")
+    arrays, seen = [], set()
+
+    def walk(obj):
+        if id(obj) in seen or obj is None or isinstance(obj, (str, int, float, tuple)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            arrays.append(obj)
+        elif isinstance(obj, list):
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            assert not obj, "a cache of arrays made on the old device was kept"
+        elif hasattr(obj, "__dict__"):
+            for value in vars(obj).values():
+                walk(value)
+
+    walk(moved)
+    assert len(arrays) > 3 * len(network.layers)  # weights, biases, shifts, rows of every layer
+    assert all(isinstance(a, Moved) for a in arrays)

@@ -546,9 +546,9 @@ def test_shifted_activation_on_whole_rows_and_on_scattered_pixels(rng, activatio
     floor, ceiling = ops.RowCache(-beta), ops.RowCache(6 - beta)
     y = rng.standard_normal((2, 3, 5, 8)) * 5
     true = {None: lambda v: v, "relu": lambda v: np.maximum(v, 0), "relu6": lambda v: np.clip(v, 0, 6)}[activation]
-    rows = ops.shifted_activation(y[..., :4].copy(), np.empty((2, 3, 5, 4)), activation, beta, floor, ceiling)
+    rows = ops.shifted_activation(y[..., :4].copy(), np.empty((2, 3, 5, 4)), activation, floor, ceiling)
     scattered = y[..., ::2]  # every other channel: no contiguous rows, so per pixel
-    out = ops.shifted_activation(scattered, np.empty((2, 3, 5, 4)), activation, beta, floor, ceiling)
+    out = ops.shifted_activation(scattered, np.empty((2, 3, 5, 4)), activation, floor, ceiling)
     np.testing.assert_allclose(rows + beta, true(y[..., :4] + beta), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out + beta, true(scattered + beta), rtol=1e-12, atol=1e-12)
 
@@ -576,6 +576,8 @@ def test_way_chooser_tries_the_other_ways_now_and_then_and_a_better_time_wins(mo
     for _ in range((parallel.WARMUP + parallel.TRIALS) * len(ways)):
         way = chooser.pick(key, ways)
         chooser.record(key, way, {"a": 0.03, "b": 0.01, "c": 0.02}[way])
-    probes = [i for i in range(1, 2 * parallel.LAST_PROBE_GAP + 1) if chooser.pick(key, ways) != "b"]
+    picks = {i: chooser.pick(key, ways) for i in range(1, 3 * parallel.LAST_PROBE_GAP + 1)}
+    probes = [i for i, way in picks.items() if way != "b"]
     doubling = [2**k for k in range(2, 20) if 2**k <= parallel.LAST_PROBE_GAP]
-    assert probes == doubling + [2 * parallel.LAST_PROBE_GAP]
+    assert probes == doubling + [2 * parallel.LAST_PROBE_GAP, 3 * parallel.LAST_PROBE_GAP]
+    assert [picks[i] for i in probes] == ["a", "c"] * (len(probes) // 2) + ["a"] * (len(probes) % 2)  # in turn

@@ -121,5 +121,5 @@ class Bottleneck:
             y += self.shortcut(inside[:, r0 * s : (r1 - 1) * s + 1])
         # The true sum is y + shift: act(y + shift) = act'(y) + shift (ops.shifted_activation).
         if self.activation is not None:
-            shifted_activation(y, y, self.activation, self._shift.vector, self._floor, self._ceiling)
+            shifted_activation(y, y, self.activation, self._floor, self._ceiling)
         return add_rows(y, self._shift, y)

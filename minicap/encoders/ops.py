@@ -209,11 +209,12 @@ def add_rows(y, vector, out):
     return out
 
 
-def shifted_activation(y, out, activation, beta, floor, ceiling=None):
+def shifted_activation(y, out, activation, floor, ceiling=None):
     """out = the activation of y + beta, stored minus beta (see the module's docstring); out may be y.
 
-    y, out: (N, h, Wo, F); beta: (F,) (None: zero); floor, ceiling: ``RowCache`` of -beta and
-    6 - beta. Without activation only a copy remains (none when out is y). Returns out.
+    y, out: (N, h, Wo, F); floor, ceiling: ``RowCache`` of -beta and 6 - beta (the bounds
+    of relu and relu6 in the stored values). Without activation only a copy remains (none
+    when out is y). Returns out.
     """
     xp = get_array_module(y)
     if activation is None:
@@ -221,11 +222,10 @@ def shifted_activation(y, out, activation, beta, floor, ceiling=None):
             out[...] = y
         return out
     rows_y, rows_out = _image_rows(y), _image_rows(out)
-    if rows_y is None or rows_out is None:  # not whole rows: per pixel
-        low = 0 if beta is None else -beta
-        xp.maximum(y, low, out=out)
+    if rows_y is None or rows_out is None:  # not whole rows: per pixel, the same bounds
+        xp.maximum(y, floor.vector, out=out)
         if activation == "relu6":
-            xp.minimum(out, 6 - (0 if beta is None else beta), out=out)
+            xp.minimum(out, ceiling.vector, out=out)
         return out
     wo = y.shape[2]
     xp.maximum(rows_y, floor(wo), out=rows_out)
@@ -302,7 +302,7 @@ class _Conv:
         adds nothing: ``shifted_activation``.
         """
         if self.shift is not None:
-            return shifted_activation(y, out, self.activation, self.shift, self._floor, self._ceiling)
+            return shifted_activation(y, out, self.activation, self._floor, self._ceiling)
         return ACTIVATIONS[self.activation](add_rows(y, self._bias_rows, out), inplace=True)
 
     def __call__(self, x, padded=False, pad_out=0, workers=None):
