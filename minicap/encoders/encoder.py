@@ -85,7 +85,16 @@ def normalize(images):
     # long contiguous loop per row instead of W loops of 3 (2.5 ms -> 1.2 ms at 448x448).
     mean = xp.asarray(np.tile(np.array(IMAGENET_MEAN, np.float32), w))
     std = xp.asarray(np.tile(np.array(IMAGENET_STD, np.float32), w))
-    rows = xp.ascontiguousarray(images.transpose(0, 2, 3, 1)).reshape(n, h, w * c)
+    if xp is np:
+        # One channel at a time: a copy whose inner loop runs along an image row (448x448:
+        # 0.19 ms), where moving the whole array's axes at once loops over 3 bytes at a
+        # time (1.0 ms).
+        pixels = np.empty((n, h, w, c), np.uint8)
+        for k in range(c):
+            pixels[..., k] = images[:, k]
+    else:
+        pixels = xp.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    rows = pixels.reshape(n, h, w * c)
     x = empty((n, h, w * c), np.float32, xp)
     xp.divide(rows, np.float32(255), out=x, dtype=np.float32)
     x -= mean
