@@ -581,3 +581,62 @@ def test_way_chooser_tries_the_other_ways_now_and_then_and_a_better_time_wins(mo
     doubling = [2**k for k in range(2, 20) if 2**k <= parallel.LAST_PROBE_GAP]
     assert probes == doubling + [2 * parallel.LAST_PROBE_GAP, 3 * parallel.LAST_PROBE_GAP]
     assert [picks[i] for i in probes] == ["a", "c"] * (len(probes) // 2) + ["a"] * (len(probes) % 2)  # in turn
+
+
+def test_a_team_computes_each_item_once_and_every_thread_leaves_a_map_with_all_done():
+    workers = parallel.Workers(3)
+    seen, after = [], []
+
+    def step(team):
+        buffer = team.shared(lambda: [None] * 10)  # every thread gets this one list
+        done = team.map(lambda i: seen.append((i, threading.get_native_id())) or buffer.__setitem__(i, i * i), range(10))
+        after.append(list(buffer))  # leaving map, each thread sees every item done
+        return buffer, done
+
+    buffer, done = workers.team(step)
+    assert sorted(i for i, _ in seen) == list(range(10))  # each item once
+    assert buffer == [i * i for i in range(10)] and done == [None] * 10
+    assert after == [buffer] * 3
+
+
+def test_a_team_shares_what_the_first_thread_makes_in_call_order_and_lets_it_go():
+    workers = parallel.Workers(2)
+    made, got, teams = [], [], []
+
+    def step(team):
+        teams.append(team)
+        first = team.shared(lambda: made.append("first") or object())
+        second = team.shared(lambda: made.append("second") or object())
+        got.append((first, second))
+        team.map(lambda i: None, range(2))  # meet before returning
+
+    workers.team(step)
+    assert sorted(made) == ["first", "second"]  # each made once, by whichever thread came first
+    assert got[0] == got[1] and got[0][0] is not got[0][1]
+    assert teams[0] is teams[1] and not teams[0]._entries  # nothing kept once both have taken it
+
+
+def test_an_error_in_one_thread_of_a_team_is_raised_and_frees_the_others():
+    workers = parallel.Workers(2)
+    main = threading.get_native_id()
+
+    def step(team):
+        if threading.get_native_id() != main:
+            raise ValueError("a helper failed")
+        team.map(lambda i: time.sleep(0.01), range(2))  # would wait for the helper forever
+
+    with pytest.raises(ValueError, match="a helper failed"):
+        workers.team(step)
+    assert workers.team(lambda team: team.map(lambda i: i + 1, range(3))) == [1, 2, 3]  # the pool still works
+
+
+@pytest.mark.parametrize("way, team", [("BANDS", True), ("BLAS", False), ("ONE", False)])
+def test_one_image_in_bands_runs_as_a_team(monkeypatch, rng, way, team):
+    workers = parallel.Workers(2)
+    monkeypatch.setattr(workers, "ways_for", lambda *size: [getattr(parallel, way)])
+    calls = []
+    monkeypatch.setattr(workers, "team", lambda fn, team=workers.team: calls.append(True) or team(fn))
+    network = lambda x, w: (w.bands_for(10), x)  # noqa: E731
+    with workers.sharing_one_image(300, 300, 256 * 256):
+        split, x = workers.run(network, "x")
+    assert x == "x" and split is team and calls == ([True] if team else [])

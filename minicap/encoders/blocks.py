@@ -12,8 +12,10 @@ input. A band's maps stay in cache from ``pre`` to ``post``; the rows a band sha
 with its neighbours (its "halo", k - s rows of ``pre``) are computed by both.
 
 On one large image each thread takes a band of the whole block, so that the threads
-meet once per block rather than once per conv; a smaller image's blocks run whole,
-with BLAS's threads sharing their products (see ``parallel``).
+meet once per block rather than once per conv (``workers`` is then a ``parallel.Team``:
+every thread runs this code, and the output buffer is the one the first thread made);
+a smaller image's blocks run whole, with BLAS's threads sharing their products (see
+``parallel``).
 
 The block's convs carry their biases as shifts (see ``ops``'s docstring): pre's and
 mid's activations are then a single maximum (and minimum, for relu6) each, post and a
@@ -26,6 +28,7 @@ import math
 import numpy as np
 
 from minicap.backend import get_array_module
+from minicap.encoders import parallel
 from minicap.encoders.memory import empty
 from minicap.encoders.ops import RowCache, add_rows, pad, shifted_activation
 
@@ -74,7 +77,7 @@ class Bottleneck:
         mid = self.mid
         k, s, p = mid.kernel[0], mid.stride, mid.padding
         if self.pre is None and not padded:
-            x, padded = pad(x, p), True
+            x, padded = parallel.shared(workers, lambda: pad(x, p)), True
         inside = x[:, p : x.shape[1] - p, p : x.shape[2] - p] if padded else x  # the unpadded map
         n, h, w, _ = inside.shape
         ho, wo, f = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1, self.post.out_channels
@@ -87,7 +90,7 @@ class Bottleneck:
         if parts == 1:
             return self._finish(self._rows(x, inside, 0, ho), inside, 0, ho)
         bounds = [ho * i // parts for i in range(parts + 1)]
-        out = empty((n, ho, wo, f), x.dtype, xp)
+        out = parallel.shared(workers, lambda: empty((n, ho, wo, f), x.dtype, xp))
 
         def band(i):
             r0, r1 = bounds[i], bounds[i + 1]

@@ -128,7 +128,8 @@ class Encoder:
         xp = get_array_module(images)
 
         def encode(chunk, workers=None):  # (N, C, Hs, Ws) out, as torchvision gives it
-            return xp.ascontiguousarray(network(normalize(chunk), workers).transpose(0, 3, 1, 2))
+            x = normalize(chunk)
+            return xp.ascontiguousarray((network(x) if workers is None else workers.run(network, x)).transpose(0, 3, 1, 2))
 
         if xp is not np:
             return encode(images)  # a GPU takes the whole batch at once

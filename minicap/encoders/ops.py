@@ -307,7 +307,7 @@ class _Conv:
 
     def __call__(self, x, padded=False, pad_out=0, workers=None):
         if self.padding and not padded:
-            x = pad(x, self.padding, negated(self.in_shift))
+            x = parallel.shared(workers, lambda: pad(x, self.padding, negated(self.in_shift)))
         n, h, w, _ = x.shape
         kh, kw = self.kernel
         ho, wo, f = (h - kh) // self.stride + 1, (w - kw) // self.stride + 1, self.out_channels
@@ -315,7 +315,7 @@ class _Conv:
             y = self._rows(x, 0, ho)  # the usual case: bias and activation in place
             return self.epilogue(y, y)
         xp = get_array_module(x, self.weight)
-        out = padded_buffer((n, ho, wo, f), pad_out, x.dtype, xp, negated(self.shift))
+        out = parallel.shared(workers, lambda: padded_buffer((n, ho, wo, f), pad_out, x.dtype, xp, negated(self.shift)))
         inside = out[:, pad_out : pad_out + ho, pad_out : pad_out + wo]
 
         def band(r0, r1):
