@@ -640,3 +640,23 @@ def test_one_image_in_bands_runs_as_a_team(monkeypatch, rng, way, team):
     with workers.sharing_one_image(300, 300, 256 * 256):
         split, x = workers.run(network, "x")
     assert x == "x" and split is team and calls == ([True] if team else [])
+
+
+def test_a_probe_waits_until_blas_threads_have_stopped_spinning(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(parallel.time, "monotonic", lambda: now[0])
+    chooser, ways, key = parallel.WayChooser(), [parallel.BANDS, parallel.ONE, parallel.BLAS], (448, 448)
+    seconds = {parallel.BANDS: 0.042, parallel.ONE: 0.06, parallel.BLAS: 0.041}
+
+    def call():
+        way = chooser.pick(key, ways)
+        chooser.record(key, way, seconds[way])
+        return way
+
+    for _ in range((parallel.WARMUP + parallel.TRIALS) * len(ways)):
+        call()
+    back_to_back = [call() for _ in range(2 * parallel.FIRST_PROBE)]  # each right after the last
+    assert back_to_back == [parallel.BLAS] * len(back_to_back)  # the due probe of the bands waits
+    now[0] += parallel.BLAS_SPIN_S  # a pause: BLAS's worker has stopped
+    assert call() == parallel.BANDS  # the probe, now
+    assert call() == parallel.BLAS

@@ -101,6 +101,11 @@ RETRY_S = 30.0
 # host slowed down during the trials, MobileNet v2 448x448 kept BLAS's threads at 54.6 ms
 # for the whole case against 40 in bands.
 FIRST_PROBE, LAST_PROBE_GAP = 4, 256
+# A probe of another way waits until BLAS's threads, if they ran the call before, have
+# stopped spinning (about 0.1 s after their last product; see above): beside the spinning
+# worker, bands of a RegNet 448x448 image were slowed and never beat BLAS's threads in
+# their probes, though they were faster (38-40 ms against about 41.7).
+BLAS_SPIN_S = 0.15
 # The probe where /proc cannot tell (``threads.speedup``): a (M, K) @ (K, K) float32
 # product, about the size of RegNet's 1x1 convs on a 224x224 image (0.3 ms on one core),
 # large enough for OpenBLAS to split.
@@ -353,7 +358,8 @@ class WayChooser:
     ``pick(key, ways)`` returns a way with fewer than ``WARMUP + TRIALS`` calls if there
     is one (in the order given), else the way with the best time, but at the
     ``FIRST_PROBE``-th call after that and every doubling (then every ``LAST_PROBE_GAP``
-    calls) one of the others, in turn. ``record(key, way, seconds)`` counts a call, and its
+    calls) one of the others, in turn (a probe other than BLAS's threads waits for a call
+    at least ``BLAS_SPIN_S`` seconds after one through BLAS's threads). ``record(key, way, seconds)`` counts a call, and its
     time once the way's first ``WARMUP`` calls are past. ``RETRY_S`` seconds after a key's
     timings began, every way is timed again, so that the choice follows the machine. A
     single call is a noisy witness; each way's best is taken, as benchmarks do.
@@ -361,7 +367,8 @@ class WayChooser:
 
     def __init__(self):
         self._times = {}  # key -> (start of the period, {way: (calls, best seconds or None)})
-        self._picks = {}  # key -> [calls since the trials, probes so far]
+        self._picks = {}  # key -> [calls since the trials, probes so far, a probe is due]
+        self._last = (None, 0.0)  # the way of the last recorded call, and when it ended
 
     def pick(self, key, ways):
         if len(ways) == 1:
@@ -370,7 +377,7 @@ class WayChooser:
         start, times = self._times.get(key, (None, None))
         if start is None or now - start > RETRY_S:
             start, times = self._times[key] = (now, {})
-            self._picks[key] = [0, 0]
+            self._picks[key] = [0, 0, False]
         for way in ways:
             if times.get(way, (0, None))[0] < WARMUP + TRIALS:
                 return way
@@ -379,9 +386,16 @@ class WayChooser:
         counts[0] += 1
         calls = counts[0]
         if calls >= FIRST_PROBE and (calls & (calls - 1) == 0 or calls % LAST_PROBE_GAP == 0):
+            counts[2] = True
+        if counts[2]:
             others = [way for way in ways if way != best]
+            probe = others[counts[1] % len(others)]
+            last_way, last_end = self._last
+            if probe != BLAS and last_way == BLAS and now - last_end < BLAS_SPIN_S:
+                return best  # BLAS's worker may still spin: probe at a later call
             counts[1] += 1
-            return others[(counts[1] - 1) % len(others)]
+            counts[2] = False
+            return probe
         return best
 
     def fastest(self, key):
@@ -394,6 +408,7 @@ class WayChooser:
         return way, timed[way]
 
     def record(self, key, way, seconds):
+        self._last = (way, time.monotonic())
         if key in self._times:
             times = self._times[key][1]
             calls, best = times.get(way, (0, None))
