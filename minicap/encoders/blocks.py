@@ -30,7 +30,7 @@ import numpy as np
 from minicap.backend import get_array_module
 from minicap.encoders import parallel
 from minicap.encoders.memory import empty
-from minicap.encoders.ops import RowCache, add_rows, pad, shifted_activation
+from minicap.encoders.ops import RowCache, activation_bounds, add_rows, pad, shifted_activation
 
 # Bands hold at most this many values of mid's input (2 MB of float32: about a core's
 # L2 cache), and at least MIN_BAND_ROWS rows, so that the recomputed halo stays small.
@@ -58,7 +58,8 @@ class Bottleneck:
             shift = shift + self.shortcut.shift
         # What the sum lacks, and the bounds of the activation after it.
         dtype = self.post.shift.dtype
-        self._shift, self._floor, self._ceiling = (RowCache(v.astype(dtype)) for v in (shift, -shift, 6 - shift))
+        self._shift = RowCache(shift.astype(dtype))
+        self._floor, self._ceiling = activation_bounds(shift, dtype)
 
     def to(self, device):
         moved = copy.copy(self)

@@ -17,9 +17,9 @@ Why channel-last: a pixel's C values are contiguous, so
 
 Each formulation is chosen from the layer's shape (see ``Depthwise``), or, where the
 faster one depends on the CPU, timed on the first call at each shape (``Grouped``).
-Every conv ends with one "epilogue" pass that adds the bias and applies the
-activation, writing, when the next layer is a padded 3x3 convolution, straight into
-the inside of that layer's zero-bordered input buffer (so padding costs no extra pass
+Every conv ends with an "epilogue" (bias and activation; inside a block, the activation
+alone, see below), writing, when the next layer is a padded 3x3 convolution, straight
+into the inside of that layer's bordered input buffer (so padding costs no extra pass
 over the data).
 
 At inference batch norm is an affine map per channel with fixed statistics, so it
@@ -209,6 +209,12 @@ def add_rows(y, vector, out):
     return out
 
 
+def activation_bounds(shift, dtype):
+    """The bounds of relu and relu6 for values stored as ``true - shift`` (float64 (F,)):
+    ``RowCache``s of -shift and 6 - shift, in ``dtype``, for ``shifted_activation``."""
+    return RowCache((-shift).astype(dtype)), RowCache((6 - shift).astype(dtype))
+
+
 def shifted_activation(y, out, activation, floor, ceiling=None):
     """out = the activation of y + beta, stored minus beta (see the module's docstring); out may be y.
 
@@ -281,7 +287,7 @@ class _Conv:
         dtype = self.bias.dtype
         moved.in_shift = None if in_shift is None else np.asarray(in_shift, dtype)
         moved.shift = beta.astype(dtype)
-        moved._floor, moved._ceiling = RowCache(-moved.shift), RowCache((6 - beta).astype(dtype))
+        moved._floor, moved._ceiling = activation_bounds(beta, dtype)
         return moved
 
     def to(self, device):
