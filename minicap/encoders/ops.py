@@ -387,9 +387,10 @@ class Depthwise(_Conv):
       / 246; 7x7x960 60 / 72 / 124; 8 images of 28x28x144 1376 / 2199 / 2765.
     - stride s > 1, *windows*: an einsum over the view (N, Ho, Wo, KH, KW, C) of all
       receptive fields; its inner loop runs along the C channels only, but the columns a
-      strided tap reads are not contiguous. (Splitting the columns into s phases first, so
-      that the row taps apply, was no faster: 112x112x96 to 56x56, 1222 us against 1132,
-      of which the split copy 214.)
+      strided tap reads are not contiguous. Splitting the columns into s phases first, so
+      that row taps apply, was no faster as a copy of its own (112x112x96 to 56x56, 1222 us
+      against 1132, of which the split copy 214); inside a block the 1x1 conv before writes
+      the phases at no extra cost, and ``from_phases`` reads them (see ``phases``).
     """
 
     def __init__(self, weight, bias, stride=1, padding=0, activation=None):
@@ -432,6 +433,31 @@ class Depthwise(_Conv):
         n, _, w, _ = x.shape
         sn, sh, sw, sc = x.strides
         return xp.lib.stride_tricks.as_strided(x[:, r0:], (n, r1 - r0, kh, kw, (w - kw + 1) * c), (sn, sh, sh, sw, sc))
+
+    def from_phases(self, y, phases):
+        """This layer, its epilogue included, on an input split into column phases (see
+        ``phases``): y (N, rows, slots, C) padded, with rows = s*(Ho - 1) + KH; returns (N, Ho, Wo, C).
+
+        Plane ph holds the taps q = ph, ph + s, ... one slot apart, so each plane is one
+        einsum over whole rows, as with stride 1 (``_row_taps``), and the planes are added up.
+        """
+        kh, kw, c = self.weight.shape
+        s = self.stride
+        y = np.ascontiguousarray(y)  # the slots of a row side by side (as the 1x1 conv before wrote them)
+        n, rows = y.shape[:2]
+        ho, wo = (rows - kh) // s + 1, phases.wo
+        sn, sr = y.strides[:2]
+        weight = self.weight_rows(wo)
+        out, part = empty((n, ho, wo * c), y.dtype), empty((n, ho, wo * c), y.dtype)
+        for phase, start in enumerate(phases.starts):
+            taps = len(range(phase, kw, s))
+            # [n, i, p, t] = row s*i + p of y from slot start + t on: Wo slots of C values.
+            view = np.lib.stride_tricks.as_strided(y[:, :, start:], (n, ho, kh, taps, wo * c), (sn, s * sr, sr, c * y.itemsize, y.itemsize))
+            np.einsum("nhpqx,pqx->nhx", view, weight[:, phase::s], out=out if phase == 0 else part)
+            if phase:
+                out += part
+        out = out.reshape(n, ho, wo, c)
+        return self.epilogue(out, out)
 
     def weight_rows(self, wo):
         """The weights repeated along an output row of ``wo`` pixels: (KH, KW, Wo*C), made once per width."""
