@@ -96,3 +96,27 @@ def test_first_block_reads_a_padded_input_as_it_is(rng):
     block = blocks.Bottleneck(None, mid, post)
     np.testing.assert_allclose(block(padded, padded=True), post(mid(x)), rtol=1e-12)
     np.testing.assert_allclose(block(x), post(mid(x)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("images, in_place", [(1, True), (2, False)])
+def test_one_image_bands_are_written_where_the_output_lies(monkeypatch, rng, images, in_place):
+    # post writes a single image's band of rows straight into the block's output, and the
+    # block finishes it there; several images' bands lie apart, so they are copied.
+    pre, mid, post, proj = layers(rng, 8, "depthwise", 1, "identity")
+    block = blocks.Bottleneck(pre, mid, post, proj)
+    monkeypatch.setattr(blocks, "MIN_BAND_ROWS", 2)
+    monkeypatch.setattr(blocks, "BAND_VALUES", images * 8 * 13 * 12)  # about 6 output rows per band
+    outs = []
+    original = type(block.post)._rows
+    monkeypatch.setattr(type(block.post), "_rows", lambda self, x, r0, r1, out=None: (self is block.post and outs.append(out)) or original(self, x, r0, r1, out))
+    x = rng.standard_normal((images, 21, 11, 8))
+    result = block(x)
+    np.testing.assert_allclose(result, direct(x, pre, mid, post, proj, None), rtol=1e-12, atol=1e-12)
+    assert len(outs) > 1
+    assert all((out is not None and np.shares_memory(out, result)) if in_place else out is None for out in outs)
+
+
+def test_a_block_needs_a_plain_1x1_post(rng):
+    pre, mid, post, _ = layers(rng, 8, "depthwise", 1, None)
+    with pytest.raises(ValueError, match="post must be a 1x1 conv with stride 1"):
+        blocks.Bottleneck(pre, mid, mid)

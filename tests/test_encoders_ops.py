@@ -660,3 +660,14 @@ def test_a_probe_waits_until_blas_threads_have_stopped_spinning(monkeypatch):
     now[0] += parallel.BLAS_SPIN_S  # a pause: BLAS's worker has stopped
     assert call() == parallel.BANDS  # the probe, now
     assert call() == parallel.BLAS
+
+
+def test_pointwise_writes_into_a_given_output_only_if_it_fits(rng):
+    conv = make_conv(rng.standard_normal((4, 3, 1, 1)), rng.standard_normal(4))
+    x = rng.standard_normal((1, 5, 6, 3))
+    out = np.empty((1, 5, 6, 4))
+    assert conv._rows(x, 0, 5, out) is out
+    np.testing.assert_allclose(out, np.einsum("nhwc,fc->nhwf", x, conv.weight.T), rtol=1e-12)
+    for bad in (np.empty((1, 5, 6, 3)), np.empty((1, 5, 12, 4))[:, :, ::2]):
+        with pytest.raises(ValueError, match="out must be C-contiguous of shape"):
+            conv._rows(x, 0, 5, bad)

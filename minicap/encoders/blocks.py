@@ -54,6 +54,8 @@ class Bottleneck:
     """
 
     def __init__(self, pre, mid, post, shortcut=None, activation=None):
+        if not (isinstance(post, Pointwise) and post.stride == 1):
+            raise ValueError(f"Bottleneck: post must be a 1x1 conv with stride 1, got {post!r}")
         self.activation = activation
         # The input is true; each conv reads the shift of the one before (ops._Conv.shifted).
         self.pre = None if pre is None else pre.shifted(None)
@@ -109,7 +111,13 @@ class Bottleneck:
 
         def band(i):
             r0, r1 = bounds[i], bounds[i + 1]
-            out[:, r0:r1] = self._finish(self._rows(x, inside, r0, r1), inside, r0, r1)
+            rows = out[:, r0:r1]
+            # One image's band of rows is one block of memory: post writes it there, and the
+            # block finishes it in place (several images' bands lie apart: computed, then copied).
+            direct = rows.flags.c_contiguous
+            y = self._finish(self._rows(x, inside, r0, r1, rows if direct else None), inside, r0, r1)
+            if not direct:
+                rows[...] = y
 
         if split:
             workers.map(band, range(parts))
@@ -118,8 +126,9 @@ class Bottleneck:
                 band(i)
         return out
 
-    def _rows(self, x, inside, r0, r1):
-        """post(mid(pre(x))) for output rows r0 <= i < r1, with post's bias."""
+    def _rows(self, x, inside, r0, r1, out=None):
+        """post(mid(pre(x))) for output rows r0 <= i < r1, stored minus post's shift, written
+        into ``out`` if given (see ``Pointwise._rows``)."""
         k, s, p = self.mid.kernel[0], self.mid.stride, self.mid.padding
         h = inside.shape[1]
         lo, hi = r0 * s - p, (r1 - 1) * s - p + k  # the band's input rows, in unpadded coordinates
@@ -127,13 +136,16 @@ class Bottleneck:
             phases = self._phases.get(inside.shape[2])
             if phases is None:
                 phases = self._phases[inside.shape[2]] = Phases(inside.shape[2], self.mid.kernel[1], s, p)
-            return self.post(self.mid.from_phases(self._pre_in_phases(inside, lo, hi, phases), phases))
-        if self.pre is None:
-            band = x[:, lo + p : hi + p]
-        else:  # pre writes its rows inside a zero border; keep border rows only past the image's edges
-            band = self.pre(inside[:, max(lo, 0) : min(hi, h)], pad_out=p)
-            band = band[:, p - max(0, -lo) : band.shape[1] - p + max(0, hi - h)]
-        return self.post(self.mid(band, padded=True))
+            m = self.mid.from_phases(self._pre_in_phases(inside, lo, hi, phases), phases)
+        else:
+            if self.pre is None:
+                band = x[:, lo + p : hi + p]
+            else:  # pre writes its rows inside a zero border; keep border rows only past the image's edges
+                band = self.pre(inside[:, max(lo, 0) : min(hi, h)], pad_out=p)
+                band = band[:, p - max(0, -lo) : band.shape[1] - p + max(0, hi - h)]
+            m = self.mid(band, padded=True)
+        y = self.post._rows(m, 0, m.shape[1], out)  # post: a 1x1 conv, no padding
+        return self.post.epilogue(y, y)
 
     def _pre_in_phases(self, inside, lo, hi, phases):
         """pre's output for input rows lo <= r < hi (rows outside the image are padding), split
