@@ -355,8 +355,8 @@ class Pointwise(_Conv):
         return s @ self.weight
 
     def _rows(self, x, r0, r1, out=None):
-        """Output rows r0 <= i < r1 before bias and activation, written into ``out`` if given
-        (N, r1 - r0, Wo, F), C-contiguous: a single image's band of a larger output)."""
+        """Output rows r0 <= i < r1 before bias and activation, written into ``out`` if given:
+        (N, r1 - r0, Wo, F), C-contiguous (a single image's band of a larger output)."""
         s = self.stride
         x = x[:, r0 * s : (r1 - 1) * s + 1 : s, ::s]  # a strided 1x1 conv reads every s-th pixel
         n, h, w, c = x.shape
@@ -446,6 +446,7 @@ class Depthwise(_Conv):
 
         Plane ph holds the taps q = ph, ph + s, ... one slot apart, so each plane is one
         einsum over whole rows, as with stride 1 (``_row_taps``), and the planes are added up.
+        NumPy only (on CuPy the block keeps the windows).
         """
         kh, kw, c = self.weight.shape
         s = self.stride
