@@ -186,7 +186,7 @@ def test_a_batch_runs_in_chunks_of_the_networks_size(monkeypatch, rng, name, per
     enc = load_encoder(name, weights=random_state(name, rng), threads=1)
     sizes = []
     network = type(enc._networks["cpu"])
-    monkeypatch.setattr(network, "__call__", lambda self, x, workers=None, call=network.__call__: sizes.append(len(x)) or call(self, x, workers))
+    monkeypatch.setattr(network, "features", lambda self, x, workers=None, call=network.features: sizes.append(len(x)) or call(self, x, workers))
     enc(rng.integers(0, 256, (20, 3, 112, 112), dtype=np.uint8))
     assert sizes == {8: [8, 8, 4], 16: [16, 4]}[per_chunk]
 
@@ -441,3 +441,17 @@ def test_moving_a_network_moves_every_array_it_keeps(monkeypatch, rng, name):
     walk(moved)
     assert len(arrays) > 3 * len(network.layers)  # weights, biases, shifts, rows of every layer
     assert all(isinstance(a, Moved) for a in arrays)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+@pytest.mark.parametrize("images", [1, 2])
+def test_features_are_the_networks_output_channels_first(rng, name, images):
+    # MobileNet's last 1x1 conv writes NCHW itself for one image (ops.Pointwise.channels_first);
+    # several images, and RegNet's output, are transposed.
+    enc = load_encoder(name, weights=random_state(name, rng), threads=1)
+    network = enc._networks["cpu"]
+    x = rng.standard_normal((images, 64, 48, 3)).astype(np.float32)
+    nhwc = network(x)
+    nchw = network.features(x)
+    assert nchw.shape == (images, nhwc.shape[3], nhwc.shape[1], nhwc.shape[2]) and nchw.flags.c_contiguous
+    np.testing.assert_allclose(nchw, nhwc.transpose(0, 3, 1, 2), rtol=0, atol=1e-5 * float(np.abs(nhwc).max()))

@@ -671,3 +671,21 @@ def test_pointwise_writes_into_a_given_output_only_if_it_fits(rng):
     for bad in (np.empty((1, 5, 6, 3)), np.empty((1, 5, 12, 4))[:, :, ::2]):
         with pytest.raises(ValueError, match="out must be C-contiguous of shape"):
             conv._rows(x, 0, 5, bad)
+
+
+@pytest.mark.parametrize("images, threads", [(2, None), (1, None), (1, 3)])
+@pytest.mark.parametrize("activation", [None, "relu6"])
+def test_a_1x1_conv_can_write_its_output_channels_first(rng, images, threads, activation):
+    # The encoders' last 1x1 conv writes NCHW directly: the product W^T @ x^T per image.
+    conv = make_conv(rng.standard_normal((5, 4, 1, 1)), rng.standard_normal(5) * 3, activation=activation)
+    x = rng.standard_normal((images, 7, 6, 4)) * 3
+    workers = None if threads is None else parallel.Workers(threads)  # bands of rows: blocks of columns of W^T @ x^T
+    out = conv.channels_first(x, workers)
+    assert out.shape == (images, 5, 7, 6) and out.flags.c_contiguous
+    np.testing.assert_allclose(out, conv(x).transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
+
+
+def test_channels_first_needs_true_input_values(rng):
+    conv = make_conv(rng.standard_normal((5, 4, 1, 1)), rng.standard_normal(5)).shifted(rng.standard_normal(4))
+    with pytest.raises(ValueError, match="needs a layer that reads true values"):
+        conv.channels_first(rng.standard_normal((1, 3, 3, 4)))

@@ -129,7 +129,7 @@ class Encoder:
 
         def encode(chunk, workers=None):  # (N, C, Hs, Ws) out, as torchvision gives it
             x = normalize(chunk)
-            return xp.ascontiguousarray((network(x) if workers is None else workers.run(network, x)).transpose(0, 3, 1, 2))
+            return network.features(x) if workers is None else workers.run(network.features, x)
 
         if xp is not np:
             return encode(images)  # a GPU takes the whole batch at once

@@ -125,7 +125,16 @@ class MobileNetV2(Sequential):
         self.stride = math.prod(layer.stride for layer in layers)  # 32 unless ``setting`` changes it
 
     def __call__(self, x, workers=None):
-        stem, *blocks, last = self.layers
+        return self.layers[-1](self._trunk(x, workers), workers=workers)
+
+    def features(self, x, workers=None):
+        """The output channels-first, (N, 1280, Hs, Ws): for one image the last 1x1 conv writes it
+        so, with no transposing copy (``ops.Pointwise.channels_first``)."""
+        return self.layers[-1].channels_first(self._trunk(x, workers), workers)
+
+    def _trunk(self, x, workers):
+        """All the layers but the last conv."""
+        stem, *blocks, _ = self.layers
         # The first block (t = 1) starts with its depthwise conv: the stem writes the
         # zero-bordered map that conv reads, instead of a separate padding copy.
         padded = blocks[0].expand is None
@@ -133,7 +142,7 @@ class MobileNetV2(Sequential):
         for block in blocks:
             x = block(x, padded, workers)
             padded = False
-        return last(x, workers=workers)
+        return x
 
     @classmethod
     def from_state_dict(cls, state, width_mult=1.0, setting=DEFAULT_SETTING):
