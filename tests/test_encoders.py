@@ -455,3 +455,19 @@ def test_features_are_the_networks_output_channels_first(rng, name, images):
     nchw = network.features(x)
     assert nchw.shape == (images, nhwc.shape[3], nhwc.shape[1], nhwc.shape[2]) and nchw.flags.c_contiguous
     np.testing.assert_allclose(nchw, nhwc.transpose(0, 3, 1, 2), rtol=0, atol=1e-5 * float(np.abs(nhwc).max()))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_features_never_hand_out_a_reused_buffer(rng, name):
+    # 16x16 images end in 1x1 maps, whose transpose is already contiguous; so many of them make
+    # a last map over memory.MIN_BYTES, from the reused buffers. The features must still be a
+    # new array, not a view of that scratch memory.
+    from minicap.encoders import memory
+
+    enc = load_encoder(name, weights=random_state(name, rng), threads=1)
+    images = -(-memory.MIN_BYTES // (4 * enc.out_channels)) + 1
+    out = enc(rng.integers(0, 256, (images, 3, 16, 16), dtype=np.uint8))
+    assert out.shape == (images, enc.out_channels, 1, 1)
+    kept = [b for buffers in getattr(memory._LOCAL, "buffers", {}).values() for b in buffers]
+    assert kept  # the scratch buffers this thread used
+    assert not any(np.shares_memory(out, b) for b in kept)

@@ -668,9 +668,33 @@ def test_pointwise_writes_into_a_given_output_only_if_it_fits(rng):
     out = np.empty((1, 5, 6, 4))
     assert conv._rows(x, 0, 5, out) is out
     np.testing.assert_allclose(out, np.einsum("nhwc,fc->nhwf", x, conv.weight.T), rtol=1e-12)
-    for bad in (np.empty((1, 5, 6, 3)), np.empty((1, 5, 12, 4))[:, :, ::2]):
-        with pytest.raises(ValueError, match="out must be C-contiguous of shape"):
-            conv._rows(x, 0, 5, bad)
+    with pytest.raises(ValueError, match=r"out must have shape \(1, 5, 6, 4\), got \(1, 5, 6, 3\)"):
+        conv._rows(x, 0, 5, np.empty((1, 5, 6, 3)))
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        conv._rows(x, 0, 5, np.empty((1, 5, 12, 4))[:, :, ::2])
+
+
+def test_an_unsplit_band_runs_once_in_a_team():
+    # A layer too small to split still runs once in a Team, not once per thread: its band may
+    # write a buffer the threads share (a 1x1 conv's channels-first output adds its bias in place).
+    calls = []
+    parallel.Workers(3).team(lambda team: parallel.run_bands(lambda r0, r1: calls.append((r0, r1)), 1, team))
+    assert calls == [(0, 1)]
+
+
+def test_channels_first_of_a_single_row_on_a_team_adds_its_bias_once(monkeypatch, rng):
+    conv = make_conv(rng.standard_normal((5, 4, 1, 1)), np.ones(5))
+    x = rng.standard_normal((1, 1, 6, 4))
+    add = np.add
+
+    def slow_add(*args, **kwargs):  # widen the window in which a second thread could add again
+        time.sleep(0.02)
+        return add(*args, **kwargs)
+
+    monkeypatch.setattr(np, "add", slow_add)
+    out = parallel.Workers(3).team(lambda team: conv.channels_first(x, team))
+    monkeypatch.setattr(np, "add", add)
+    np.testing.assert_allclose(out, conv(x).transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("images, threads", [(2, None), (1, None), (1, 3)])

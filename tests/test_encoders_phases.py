@@ -56,7 +56,7 @@ def test_depthwise_on_phases_equals_the_plain_map(rng, width, kernel, stride, pa
     xpad = pad(x - shift, padding, -shift)
     phases = Phases(width, kernel, stride, padding)
     y = np.empty((2, xpad.shape[1], phases.slots, c))
-    # The border columns hold -shift already, so the whole padded row can be gathered from pixel 0 on.
+    # The image's columns go to their slots; the padding slots get -shift, as the block sets them.
     inner = xpad[:, :, padding : padding + width]
     phases.gather(inner, y)
     for slot in phases.border:
@@ -96,3 +96,15 @@ def test_only_a_strided_depthwise_after_a_1x1_conv_reads_phases(rng):
     assert blocks.Bottleneck(pre, strided, post)._phases is not None
     for block in (blocks.Bottleneck(pre, plain, post), blocks.Bottleneck(pre, grouped, post), blocks.Bottleneck(None, strided, post)):
         assert block._phases is None
+
+
+def test_phases_keep_the_wider_dtype_of_input_and_weights(rng):
+    # float32 maps with float64 weights give float64, as the windows formulation does.
+    pre = make_conv(rng.standard_normal((6, 4, 1, 1)).astype(np.float32), rng.standard_normal(6).astype(np.float32), activation="relu6")
+    mid = make_conv(rng.standard_normal((6, 1, 3, 3)), rng.standard_normal(6), 2, 1, 6, "relu6")
+    post = make_conv(rng.standard_normal((3, 6, 1, 1)), rng.standard_normal(3))
+    x = rng.standard_normal((1, 9, 8, 4)).astype(np.float32)
+    block = blocks.Bottleneck(pre, mid, post)
+    out = block(x)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, direct(x, pre, mid, post, None, None), rtol=1e-6, atol=1e-6)

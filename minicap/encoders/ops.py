@@ -364,8 +364,10 @@ class Pointwise(_Conv):
         f = self.weight.shape[1]
         if out is None:
             out = empty((n, h, w, f), xp.result_type(x, self.weight), xp)
-        elif out.shape != (n, h, w, f) or not out.flags.c_contiguous:
-            raise ValueError(f"Pointwise: out must be C-contiguous of shape {(n, h, w, f)}, got {out.shape}")
+        elif out.shape != (n, h, w, f):
+            raise ValueError(f"Pointwise: out must have shape {(n, h, w, f)}, got {out.shape}")
+        elif not out.flags.c_contiguous:
+            raise ValueError("Pointwise: out must be C-contiguous (the product writes its pixels as the rows of one matrix)")
         if n > 1 and not x.flags.c_contiguous and x[0].flags.c_contiguous:
             # A band of rows of several images: each image's rows lie together, the images
             # apart. A product per image reads them where they are; one product over all
@@ -392,8 +394,7 @@ class Pointwise(_Conv):
             raise ValueError("Pointwise.channels_first: needs a layer that reads true values (not shifted)")
         xp = get_array_module(x, self.weight)
         if x.shape[0] > 1:
-            y = self(x, workers=workers)
-            return parallel.shared(workers, lambda: xp.ascontiguousarray(y.transpose(0, 3, 1, 2)))
+            return channels_first_copy(self(x, workers=workers), workers)
         s = self.stride
         x = x[:, ::s, ::s]
         n, h, w, c = x.shape
@@ -491,7 +492,8 @@ class Depthwise(_Conv):
         ho, wo = (rows - kh) // s + 1, phases.wo
         sn, sr = y.strides[:2]
         weight = self.weight_rows(wo)
-        out, part = empty((n, ho, wo * c), y.dtype), empty((n, ho, wo * c), y.dtype)
+        dtype = np.result_type(y, self.weight)
+        out, part = empty((n, ho, wo * c), dtype), empty((n, ho, wo * c), dtype)
         for phase, start in enumerate(phases.starts):
             taps = len(range(phase, kw, s))
             # [n, i, p, t] = row s*i + p of y from slot start + t on: Wo slots of C values.
@@ -649,12 +651,17 @@ class Sequential:
 
     def features(self, x, workers=None):
         """The output channels-first, (N, F, Hs, Ws), as torchvision gives it (the encoders' output)."""
-        y = self(x, workers)
-        # In a Team every thread has the whole y here (its last layer's threads have met): one copies.
-        return parallel.shared(workers, lambda: get_array_module(y).ascontiguousarray(y.transpose(0, 3, 1, 2)))
+        return channels_first_copy(self(x, workers), workers)
 
     def to(self, device):
         """A copy of the network with its weights on ``device``."""
         moved = copy.copy(self)
         moved.layers = [layer.to(device) for layer in self.layers]
         return moved
+
+
+def channels_first_copy(y, workers=None):
+    """A new array holding y (N, H, W, C) as (N, C, H, W), never a view of y: y may be a view of
+    a reused buffer (``memory``). In a ``Team`` one thread copies for all: every thread has the
+    same y by then (split last layers wrote it together, unsplit ones each computed it whole)."""
+    return parallel.shared(workers, lambda: get_array_module(y).array(y.transpose(0, 3, 1, 2), order="C", copy=True))

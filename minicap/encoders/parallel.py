@@ -429,9 +429,13 @@ def shared(workers, make):
 
 def run_bands(fn, rows, workers):
     """fn(r0, r1) over bands of ``rows`` output rows: one band per thread of ``workers``
-    when the output is large enough (``splits``), else fn(0, rows) here."""
+    when the output is large enough (``splits``), else fn(0, rows) once (in a ``Team``, by
+    the first thread to get there, while the others wait: fn may write a buffer they share)."""
     if not splits(rows, workers):
-        fn(0, rows)
+        if workers is None:
+            fn(0, rows)
+        else:
+            workers.map(lambda _: fn(0, rows), [None])
         return
     parts = min(workers.threads, rows)
     bounds = [rows * i // parts for i in range(parts + 1)]
