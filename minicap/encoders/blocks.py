@@ -133,9 +133,7 @@ class Bottleneck:
         h = inside.shape[1]
         lo, hi = r0 * s - p, (r1 - 1) * s - p + k  # the band's input rows, in unpadded coordinates
         if self._phases is not None and get_array_module(x) is np:
-            phases = self._phases.get(inside.shape[2])
-            if phases is None:
-                phases = self._phases[inside.shape[2]] = Phases(inside.shape[2], self.mid.kernel[1], s, p)
+            phases = self._phases_for(inside.shape[2])
             m = self.mid.from_phases(self._pre_in_phases(inside, lo, hi, phases), phases)
         else:
             if self.pre is None:
@@ -146,6 +144,13 @@ class Bottleneck:
             m = self.mid(band, padded=True)
         y = self.post._rows(m, 0, m.shape[1], out)  # post: a 1x1 conv, no padding
         return self.post.epilogue(y, y)
+
+    def _phases_for(self, width):
+        """mid's column phases for an input ``width`` pixels wide, made once per width."""
+        phases = self._phases.get(width)
+        if phases is None:
+            phases = self._phases[width] = Phases(width, self.mid.kernel[1], self.mid.stride, self.mid.padding)
+        return phases
 
     def _pre_in_phases(self, inside, lo, hi, phases):
         """pre's output for input rows lo <= r < hi (rows outside the image are padding), split

@@ -378,7 +378,6 @@ class Pointwise(_Conv):
             xp.matmul(x.reshape(n * h * w, c), self.weight, out=out.reshape(n * h * w, f))  # the pixels are the rows
         return out
 
-
     def channels_first(self, x, workers=None):
         """This layer on true values x (N, H, W, C), its output channels-first: (N, F, Ho, Wo),
         as torchvision's features come.
